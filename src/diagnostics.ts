@@ -1,0 +1,66 @@
+/** How bad a finding is: errors stop generation, warnings are printed and generation goes on. */
+export type Severity = 'error' | 'warning';
+
+/** One located finding about a lab file. Lines and columns are 1-based. */
+export interface Diagnostic {
+  readonly severity: Severity;
+  /** The lab file as the caller named it. */
+  readonly file: string;
+  readonly line: number;
+  readonly column: number;
+  /** YAML path of the offending node, e.g. `runners[0].address`; empty for the whole document. */
+  readonly path: string;
+  /** What is wrong. */
+  readonly message: string;
+  /** How to fix it. */
+  readonly hint: string;
+}
+
+/** Thrown by the library when a lab (or a set of labs) is invalid: it carries every error found, not the first. */
+export class LabError extends Error {
+  readonly diagnostics: readonly Diagnostic[];
+
+  constructor(diagnostics: readonly Diagnostic[]) {
+    const errors = diagnostics.filter((d) => d.severity === 'error');
+    super(
+      `${errors.length} error(s) in lab input:\n` +
+        errors.map((d) => formatDiagnostic(d)).join('\n'),
+    );
+    this.name = 'LabError';
+    this.diagnostics = diagnostics;
+  }
+}
+
+/** `file:line:col: [warning: ]path: message; hint` — the form editors and CI logs link to. */
+export function formatDiagnostic(d: Diagnostic): string {
+  const where = `${d.file}:${d.line}:${d.column}`;
+  const kind = d.severity === 'warning' ? 'warning: ' : '';
+  const path = d.path === '' ? '' : `${d.path}: `;
+  const hint = d.hint === '' ? '' : `; ${d.hint}`;
+  return `${where}: ${kind}${path}${d.message}${hint}`;
+}
+
+/** The source line of a diagnostic with a caret under its column, for humans (netplan style). */
+export function excerpt(d: Diagnostic, text: string): string {
+  const line = text.split('\n')[d.line - 1];
+  if (line === undefined || line.length > 240) return '';
+  const shown = line.replace(/\t/g, ' ');
+  return `  ${shown}\n  ${' '.repeat(Math.max(0, d.column - 1))}^`;
+}
+
+/** Errors first, then by file, position and path, so output order never depends on rule order. */
+export function sortDiagnostics(list: readonly Diagnostic[]): Diagnostic[] {
+  return [...list].sort(
+    (a, b) =>
+      (a.severity === b.severity ? 0 : a.severity === 'error' ? -1 : 1) ||
+      cmp(a.file, b.file) ||
+      a.line - b.line ||
+      a.column - b.column ||
+      cmp(a.path, b.path) ||
+      cmp(a.message, b.message),
+  );
+}
+
+function cmp(a: string, b: string): number {
+  return a < b ? -1 : a > b ? 1 : 0;
+}

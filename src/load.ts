@@ -1,0 +1,60 @@
+import { LabError, sortDiagnostics, type Diagnostic } from './diagnostics.js';
+import { resolveLab, type LabModel } from './model.js';
+import { parseLabSource } from './source.js';
+import { checkLab, checkLabSet, checkShape, type CheckedLab } from './validate.js';
+
+/** The text of one lab file and the name to report it under. */
+export interface LabText {
+  readonly file: string;
+  readonly text: string | Uint8Array;
+}
+
+/** The outcome of checking labs: models only when no error was found; warnings either way. */
+export interface CheckResult {
+  readonly labs: readonly LabModel[] | undefined;
+  /** Errors and warnings, errors first, each located. */
+  readonly diagnostics: readonly Diagnostic[];
+}
+
+/**
+ * Parse, validate and resolve a set of labs given together: every lab alone, then the
+ * cross-lab rules. Pure: no file system, clock or environment. Never throws for bad input.
+ */
+export function checkLabs(texts: readonly LabText[]): CheckResult {
+  const diagnostics: Diagnostic[] = [];
+  const checked: CheckedLab[] = [];
+  for (const { file, text } of texts) {
+    const parsed = parseLabSource(file, text);
+    if (!parsed.ok) {
+      diagnostics.push(...parsed.diagnostics);
+      continue;
+    }
+    const shape = checkShape(parsed.source);
+    diagnostics.push(...shape.diagnostics);
+    if (!shape.input) continue;
+    const rules = checkLab(parsed.source, shape.input);
+    diagnostics.push(...rules);
+    if (!rules.some((d) => d.severity === 'error')) checked.push({ source: parsed.source, input: shape.input });
+  }
+  diagnostics.push(...checkLabSet(checked));
+  const sorted = sortDiagnostics(diagnostics);
+  if (sorted.some((d) => d.severity === 'error')) return { labs: undefined, diagnostics: sorted };
+  return { labs: checked.map((c) => resolveLab(c.input, c.source.file)), diagnostics: sorted };
+}
+
+/**
+ * Parse one lab from its text. Throws {@link LabError} listing every error; warnings are
+ * passed to `onWarning` when given.
+ */
+export function parseLab(text: string | Uint8Array, file = 'lab.yaml', onWarning?: (d: Diagnostic) => void): LabModel {
+  const [lab] = parseLabs([{ file, text }], onWarning);
+  return lab!;
+}
+
+/** Parse several labs given together (cross-lab rules apply). Throws {@link LabError}. */
+export function parseLabs(texts: readonly LabText[], onWarning?: (d: Diagnostic) => void): LabModel[] {
+  const result = checkLabs(texts);
+  if (!result.labs) throw new LabError(result.diagnostics);
+  if (onWarning) result.diagnostics.forEach(onWarning);
+  return [...result.labs];
+}
