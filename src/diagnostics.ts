@@ -1,5 +1,5 @@
 /** How bad a finding is: errors stop generation, warnings are printed and generation goes on. */
-export type Severity = 'error' | 'warning';
+export type Severity = "error" | "warning";
 
 /** One located finding about a lab file. Lines and columns are 1-based. */
 export interface Diagnostic {
@@ -21,12 +21,12 @@ export class LabError extends Error {
   readonly diagnostics: readonly Diagnostic[];
 
   constructor(diagnostics: readonly Diagnostic[]) {
-    const errors = diagnostics.filter((d) => d.severity === 'error');
+    const errors = diagnostics.filter((d) => d.severity === "error");
     super(
       `${errors.length} error(s) in lab input:\n` +
-        errors.map((d) => formatDiagnostic(d)).join('\n'),
+        errors.map((d) => formatDiagnostic(d)).join("\n"),
     );
-    this.name = 'LabError';
+    this.name = "LabError";
     this.diagnostics = diagnostics;
   }
 }
@@ -34,25 +34,25 @@ export class LabError extends Error {
 /** `file:line:col: [warning: ]path: message; hint` — the form editors and CI logs link to. */
 export function formatDiagnostic(d: Diagnostic): string {
   const where = `${d.file}:${d.line}:${d.column}`;
-  const kind = d.severity === 'warning' ? 'warning: ' : '';
-  const path = d.path === '' ? '' : `${d.path}: `;
-  const hint = d.hint === '' ? '' : `; ${d.hint}`;
+  const kind = d.severity === "warning" ? "warning: " : "";
+  const path = d.path === "" ? "" : `${d.path}: `;
+  const hint = d.hint === "" ? "" : `; ${d.hint}`;
   return `${where}: ${kind}${path}${d.message}${hint}`;
 }
 
 /** The source line of a diagnostic with a caret under its column, for humans (netplan style). */
 export function excerpt(d: Diagnostic, text: string): string {
-  const line = text.split('\n')[d.line - 1];
-  if (line === undefined || line.length > 240) return '';
-  const shown = line.replace(/\t/g, ' ');
-  return `  ${shown}\n  ${' '.repeat(Math.max(0, d.column - 1))}^`;
+  const line = text.split("\n")[d.line - 1];
+  if (line === undefined || line.length > 240) return "";
+  const shown = line.replace(/\t/g, " ");
+  return `  ${shown}\n  ${" ".repeat(Math.max(0, d.column - 1))}^`;
 }
 
 /** Errors first, then by file, position and path, so output order never depends on rule order. */
 export function sortDiagnostics(list: readonly Diagnostic[]): Diagnostic[] {
   return [...list].sort(
     (a, b) =>
-      (a.severity === b.severity ? 0 : a.severity === 'error' ? -1 : 1) ||
+      (a.severity === b.severity ? 0 : a.severity === "error" ? -1 : 1) ||
       cmp(a.file, b.file) ||
       a.line - b.line ||
       a.column - b.column ||

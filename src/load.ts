@@ -1,7 +1,12 @@
-import { LabError, sortDiagnostics, type Diagnostic } from './diagnostics.js';
-import { resolveLab, type LabModel } from './model.js';
-import { parseLabSource } from './source.js';
-import { checkLab, checkLabSet, checkShape, type CheckedLab } from './validate.js';
+import { LabError, sortDiagnostics, type Diagnostic } from "./diagnostics.js";
+import { resolveLab, type LabModel } from "./model.js";
+import { parseLabSource } from "./source.js";
+import {
+  checkLab,
+  checkLabSet,
+  checkShape,
+  type CheckedLab,
+} from "./validate.js";
 
 /** The text of one lab file and the name to report it under. */
 export interface LabText {
@@ -34,25 +39,37 @@ export function checkLabs(texts: readonly LabText[]): CheckResult {
     if (!shape.input) continue;
     const rules = checkLab(parsed.source, shape.input);
     diagnostics.push(...rules);
-    if (!rules.some((d) => d.severity === 'error')) checked.push({ source: parsed.source, input: shape.input });
+    if (!rules.some((d) => d.severity === "error"))
+      checked.push({ source: parsed.source, input: shape.input });
   }
   diagnostics.push(...checkLabSet(checked));
   const sorted = sortDiagnostics(diagnostics);
-  if (sorted.some((d) => d.severity === 'error')) return { labs: undefined, diagnostics: sorted };
-  return { labs: checked.map((c) => resolveLab(c.input, c.source.file)), diagnostics: sorted };
+  if (sorted.some((d) => d.severity === "error"))
+    return { labs: undefined, diagnostics: sorted };
+  return {
+    labs: checked.map((c) => resolveLab(c.input, c.source.file)),
+    diagnostics: sorted,
+  };
 }
 
 /**
  * Parse one lab from its text. Throws {@link LabError} listing every error; warnings are
  * passed to `onWarning` when given.
  */
-export function parseLab(text: string | Uint8Array, file = 'lab.yaml', onWarning?: (d: Diagnostic) => void): LabModel {
+export function parseLab(
+  text: string | Uint8Array,
+  file = "lab.yaml",
+  onWarning?: (d: Diagnostic) => void,
+): LabModel {
   const [lab] = parseLabs([{ file, text }], onWarning);
   return lab!;
 }
 
 /** Parse several labs given together (cross-lab rules apply). Throws {@link LabError}. */
-export function parseLabs(texts: readonly LabText[], onWarning?: (d: Diagnostic) => void): LabModel[] {
+export function parseLabs(
+  texts: readonly LabText[],
+  onWarning?: (d: Diagnostic) => void,
+): LabModel[] {
   const result = checkLabs(texts);
   if (!result.labs) throw new LabError(result.diagnostics);
   if (onWarning) result.diagnostics.forEach(onWarning);

@@ -1,13 +1,15 @@
-import { v5 as uuidv5 } from 'uuid';
-import type { LabInput } from './schema.js';
+import { v5 as uuidv5 } from "uuid";
+import type { LabInput } from "./schema.js";
 
 /**
  * The resolved lab: every default applied once, every derived name computed once, readonly.
  * Renderers read only this; they never look at the lab file's raw shape.
  */
 export interface LabModel {
-  /** The lab file as given on the command line; shown in generated headers. */
+  /** The lab file as given on the command line, for messages. */
   readonly file: string;
+  /** The lab file's base name, shown in generated files: output must not depend on the working directory. */
+  readonly sourceName: string;
   readonly name: string;
   readonly environment: string;
   readonly prefix: string;
@@ -36,7 +38,10 @@ export interface AwsModel {
   readonly ami: string;
   readonly instanceType: string;
   readonly internetGatewayId: string;
-  readonly buckets: readonly { readonly purpose: string; readonly name: string }[];
+  readonly buckets: readonly {
+    readonly purpose: string;
+    readonly name: string;
+  }[];
   /** Sorted by zone name. */
   readonly zones: readonly ZoneModel[];
 }
@@ -53,11 +58,11 @@ export interface ZoneModel {
 /** Everything one runner's tunnel needs, lab-wide and per-runner settings merged. */
 export type TunnelModel =
   | {
-      readonly type: 'openvpn';
-      readonly auth: 'static-key';
+      readonly type: "openvpn";
+      readonly auth: "static-key";
       readonly remote: string;
       readonly port: number;
-      readonly protocol: 'udp' | 'tcp';
+      readonly protocol: "udp" | "tcp";
       readonly cipher: string | undefined;
       readonly staticKey: string;
       readonly keyDirection: 0 | 1;
@@ -65,18 +70,18 @@ export type TunnelModel =
       readonly remoteIp: string;
     }
   | {
-      readonly type: 'openvpn';
-      readonly auth: 'tls';
+      readonly type: "openvpn";
+      readonly auth: "tls";
       readonly remote: string;
       readonly port: number;
-      readonly protocol: 'udp' | 'tcp';
+      readonly protocol: "udp" | "tcp";
       readonly cipher: string | undefined;
       readonly ca: string;
       readonly cert: string;
       readonly key: string;
     }
   | {
-      readonly type: 'wireguard';
+      readonly type: "wireguard";
       readonly remote: string;
       readonly port: number;
       readonly publicKey: string;
@@ -87,7 +92,7 @@ export type TunnelModel =
       readonly address: string;
     }
   | {
-      readonly type: 'ipsec';
+      readonly type: "ipsec";
       readonly remote: string;
       readonly ike: string | undefined;
       readonly pskFile: string;
@@ -113,9 +118,9 @@ export interface RunnerModel {
 export interface EgressModel {
   /** A host name under the intranet domains, resolved on the runner when the tunnel comes up; or a CIDR. */
   readonly to: string;
-  readonly kind: 'host' | 'cidr';
+  readonly kind: "host" | "cidr";
   readonly ports: readonly number[];
-  readonly protocol: 'tcp' | 'udp';
+  readonly protocol: "tcp" | "udp";
 }
 
 export interface PipelineModel {
@@ -133,18 +138,28 @@ export interface PipelineModel {
 }
 
 /** Fixed namespace of gen-lab's UUIDv5 ids; changing it would change every generated uuid. */
-export const UUID_NAMESPACE = '6d1f3b52-53c6-4a5e-9a43-6b0c1f0e2a77';
+export const UUID_NAMESPACE = "6d1f3b52-53c6-4a5e-9a43-6b0c1f0e2a77";
 
 /** A uuid that depends only on what identifies the connection, so regenerating never changes it. */
-export function connectionUuid(lab: { prefix: string; environment: string; name: string }, runner: string, role: string): string {
-  return uuidv5(`gen-lab/${lab.prefix}/${lab.environment}/${lab.name}/${runner}/${role}`, UUID_NAMESPACE);
+export function connectionUuid(
+  lab: { prefix: string; environment: string; name: string },
+  runner: string,
+  role: string,
+): string {
+  return uuidv5(
+    `gen-lab/${lab.prefix}/${lab.environment}/${lab.name}/${runner}/${role}`,
+    UUID_NAMESPACE,
+  );
 }
 
 export const DEFAULT_OPENVPN_PORT = 1194;
 const IPV4_CIDR = /^\d+\.\d+\.\d+\.\d+\/\d+$/;
 
 /** The S3 bucket name of a purpose: `<prefix>-<environment>-<lab>-<purpose>`. */
-export function bucketName(lab: { prefix: string; environment: string; name: string }, purpose: string): string {
+export function bucketName(
+  lab: { prefix: string; environment: string; name: string },
+  purpose: string,
+): string {
   return `${lab.prefix}-${lab.environment}-${lab.name}-${purpose}`;
 }
 
@@ -162,7 +177,7 @@ export function resolveLab(input: LabInput, file: string): LabModel {
       runnerSubnet: z.runner_subnet,
       workerSubnet: z.worker_subnet,
       natGatewayId: z.nat_gateway_id,
-      runner: runnerOfZone.get(name) ?? '',
+      runner: runnerOfZone.get(name) ?? "",
     };
   });
   const zoneByName = new Map(zones.map((z) => [z.name, z]));
@@ -179,15 +194,16 @@ export function resolveLab(input: LabInput, file: string): LabModel {
       tunnel: resolveTunnel(input, r),
       connections: {
         vpnId: `${input.name}-vpn`,
-        vpnUuid: connectionUuid(input, r.name, 'vpn'),
+        vpnUuid: connectionUuid(input, r.name, "vpn"),
         uplinkId: `${input.name}-uplink`,
-        uplinkUuid: connectionUuid(input, r.name, 'uplink'),
+        uplinkUuid: connectionUuid(input, r.name, "uplink"),
       },
     };
   });
 
   return {
     file,
+    sourceName: file.split(/[\\/]/).pop() ?? file,
     name: input.name,
     environment: input.environment,
     prefix: input.prefix,
@@ -204,13 +220,16 @@ export function resolveLab(input: LabInput, file: string): LabModel {
       ami: input.aws.ami,
       instanceType: input.aws.instance_type,
       internetGatewayId: input.aws.internet_gateway_id,
-      buckets: input.aws.buckets.map((purpose) => ({ purpose, name: bucketName(input, purpose) })),
+      buckets: input.aws.buckets.map((purpose) => ({
+        purpose,
+        name: bucketName(input, purpose),
+      })),
       zones,
     },
     runners,
     egress: input.egress?.map((e) => ({
       to: e.to,
-      kind: IPV4_CIDR.test(e.to) ? 'cidr' : 'host',
+      kind: IPV4_CIDR.test(e.to) ? "cidr" : "host",
       ports: [...new Set(e.ports)].sort((a, b) => a - b),
       protocol: e.protocol,
     })),
@@ -228,19 +247,25 @@ export function resolveLab(input: LabInput, file: string): LabModel {
         extra: { ...(t.extra ?? {}) },
       })),
     },
-    chains: { forward: `GENLAB-FWD-${input.name}`, nat: `GENLAB-NAT-${input.name}` },
+    chains: {
+      forward: `GENLAB-FWD-${input.name}`,
+      nat: `GENLAB-NAT-${input.name}`,
+    },
   };
 }
 
-function resolveTunnel(input: LabInput, r: LabInput['runners'][number]): TunnelModel {
+function resolveTunnel(
+  input: LabInput,
+  r: LabInput["runners"][number],
+): TunnelModel {
   const vpn = input.vpn;
   const v = r.vpn;
   switch (vpn.type) {
-    case 'openvpn':
-      if (vpn.auth === 'static-key') {
+    case "openvpn":
+      if (vpn.auth === "static-key") {
         return {
-          type: 'openvpn',
-          auth: 'static-key',
+          type: "openvpn",
+          auth: "static-key",
           remote: vpn.remote,
           port: v.port ?? DEFAULT_OPENVPN_PORT,
           protocol: vpn.protocol,
@@ -252,8 +277,8 @@ function resolveTunnel(input: LabInput, r: LabInput['runners'][number]): TunnelM
         };
       }
       return {
-        type: 'openvpn',
-        auth: 'tls',
+        type: "openvpn",
+        auth: "tls",
         remote: vpn.remote,
         port: v.port ?? DEFAULT_OPENVPN_PORT,
         protocol: vpn.protocol,
@@ -262,9 +287,9 @@ function resolveTunnel(input: LabInput, r: LabInput['runners'][number]): TunnelM
         cert: v.cert!,
         key: v.key!,
       };
-    case 'wireguard':
+    case "wireguard":
       return {
-        type: 'wireguard',
+        type: "wireguard",
         remote: vpn.remote,
         port: v.port ?? vpn.endpoint_port,
         publicKey: vpn.public_key,
@@ -272,7 +297,12 @@ function resolveTunnel(input: LabInput, r: LabInput['runners'][number]): TunnelM
         privateKeyFile: v.private_key_file!,
         address: v.address!,
       };
-    case 'ipsec':
-      return { type: 'ipsec', remote: vpn.remote, ike: vpn.ike, pskFile: v.psk_file! };
+    case "ipsec":
+      return {
+        type: "ipsec",
+        remote: vpn.remote,
+        ike: vpn.ike,
+        pskFile: v.psk_file!,
+      };
   }
 }

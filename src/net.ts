@@ -1,4 +1,4 @@
-import ipaddr from 'ipaddr.js';
+import ipaddr from "ipaddr.js";
 
 /** An IPv4 network as the first and last address (as unsigned 32-bit numbers) plus its text. */
 export interface Net {
@@ -8,9 +8,17 @@ export interface Net {
   readonly prefix: number;
 }
 
-const toNumber = (a: ipaddr.IPv4): number => a.toByteArray().reduce((n, byte) => n * 256 + byte, 0);
+const toNumber = (a: ipaddr.IPv4): number =>
+  a.toByteArray().reduce((n, byte) => n * 256 + byte, 0);
 const fromNumber = (n: number): string =>
-  ipaddr.fromByteArray([(n >>> 24) & 255, (n >>> 16) & 255, (n >>> 8) & 255, n & 255]).toString();
+  ipaddr
+    .fromByteArray([
+      (n >>> 24) & 255,
+      (n >>> 16) & 255,
+      (n >>> 8) & 255,
+      n & 255,
+    ])
+    .toString();
 
 /** Parse `a.b.c.d/p` (already shape-checked by the schema). */
 export function parseNet(text: string): Net {
@@ -30,7 +38,9 @@ export function hostNet(address: string): Net {
 /** True when the address part of a CIDR has no bits set below its prefix. */
 export function hostBitsZero(cidr: string): boolean {
   const [addr] = ipaddr.IPv4.parseCIDR(cidr);
-  return ipaddr.IPv4.networkAddressFromCIDR(cidr).toString() === addr.toString();
+  return (
+    ipaddr.IPv4.networkAddressFromCIDR(cidr).toString() === addr.toString()
+  );
 }
 
 /** The network address of a CIDR, e.g. `10.20.0.0/16` for `10.20.3.4/16`. */
@@ -39,9 +49,12 @@ export function networkOf(cidr: string): string {
   return `${ipaddr.IPv4.networkAddressFromCIDR(cidr).toString()}/${prefix}`;
 }
 
-export const overlaps = (a: Net, b: Net): boolean => a.first <= b.last && b.first <= a.last;
-export const contains = (outer: Net, inner: Net): boolean => outer.first <= inner.first && inner.last <= outer.last;
-export const containsAddress = (net: Net, address: string): boolean => contains(net, hostNet(address));
+export const overlaps = (a: Net, b: Net): boolean =>
+  a.first <= b.last && b.first <= a.last;
+export const contains = (outer: Net, inner: Net): boolean =>
+  outer.first <= inner.first && inner.last <= outer.last;
+export const containsAddress = (net: Net, address: string): boolean =>
+  contains(net, hostNet(address));
 
 /** The address `offset` places after the network address (negative: before the broadcast address + 1). */
 export function addressAt(net: Net, offset: number): string {

@@ -1,4 +1,4 @@
-import { z } from 'zod';
+import { z } from "zod";
 
 /**
  * The lab file, format version 1 (../shared/lab-format.md), as a zod schema.
@@ -9,45 +9,103 @@ import { z } from 'zod';
  *
  * Custom messages carry `what is wrong` and `how to fix` separated by HINT_SEPARATOR.
  */
-export const HINT_SEPARATOR = '\u001f';
-const err = (message: string, hint: string): string => `${message}${HINT_SEPARATOR}${hint}`;
+export const HINT_SEPARATOR = "\u001f";
+const err = (message: string, hint: string): string =>
+  `${message}${HINT_SEPARATOR}${hint}`;
 
 export const SUPPORTED_VERSIONS = [1] as const;
 
 const pattern = (re: RegExp, what: string, example: string) =>
-  z.string().regex(re, { error: err(`must be ${what} (${re.source})`, `for example ${JSON.stringify(example)}`) });
+  z
+    .string()
+    .regex(re, {
+      error: err(
+        `must be ${what} (${re.source})`,
+        `for example ${JSON.stringify(example)}`,
+      ),
+    });
 
 /** Dotted-quad IPv4 without leading zeros: the only form every consumer (NM, iptables, AWS) reads alike. */
-const IPV4_RE = /^(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)(\.(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)){3}$/;
-const CIDR_RE = /^(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)(\.(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)){3}\/(3[0-2]|[12]?\d)$/;
+const IPV4_RE =
+  /^(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)(\.(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)){3}$/;
+const CIDR_RE =
+  /^(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)(\.(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)){3}\/(3[0-2]|[12]?\d)$/;
 /** A DNS name: dot-separated labels of lowercase letters, digits and inner hyphens, at most 253 characters. */
-const DOMAIN_RE = /^(?=.{1,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)*$/;
+const DOMAIN_RE =
+  /^(?=.{1,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)*$/;
 /** Paths on the runner end up in keyfiles and shell scripts: a conservative character set keeps them safe in both. */
-const RUNNER_PATH_RE = /^\/(?!.*\/\.\.?(\/|$))[A-Za-z0-9._@+-]+(\/[A-Za-z0-9._@+-]+)*$/;
+const RUNNER_PATH_RE =
+  /^\/(?!.*\/\.\.?(\/|$))[A-Za-z0-9._@+-]+(\/[A-Za-z0-9._@+-]+)*$/;
 
-export const Ipv4 = pattern(IPV4_RE, 'an IPv4 address in dotted-quad form', '10.20.0.53');
-export const Cidr = pattern(CIDR_RE, 'an IPv4 CIDR such as 10.20.0.0/16', '10.20.0.0/16');
-export const DomainName = pattern(DOMAIN_RE, 'a lowercase DNS name', 'foo.example.com');
-export const RunnerPath = pattern(RUNNER_PATH_RE, 'an absolute path on the runner of plain characters', '/etc/gen-lab/foo/foo-1.key');
+export const Ipv4 = pattern(
+  IPV4_RE,
+  "an IPv4 address in dotted-quad form",
+  "10.20.0.53",
+);
+export const Cidr = pattern(
+  CIDR_RE,
+  "an IPv4 CIDR such as 10.20.0.0/16",
+  "10.20.0.0/16",
+);
+export const DomainName = pattern(
+  DOMAIN_RE,
+  "a lowercase DNS name",
+  "foo.example.com",
+);
+export const RunnerPath = pattern(
+  RUNNER_PATH_RE,
+  "an absolute path on the runner of plain characters",
+  "/etc/gen-lab/foo/foo-1.key",
+);
 const Host = z.string().refine((s) => IPV4_RE.test(s) || DOMAIN_RE.test(s), {
-  error: err('must be a lowercase host name or an IPv4 address', 'for example "vpn.foo.example.com"'),
+  error: err(
+    "must be a lowercase host name or an IPv4 address",
+    'for example "vpn.foo.example.com"',
+  ),
 });
 const Port = z
-  .number({ error: err('must be a port number', 'use a whole number from 1 to 65535') })
-  .int({ error: err('must be a whole number', 'use a whole number from 1 to 65535') })
-  .min(1, { error: err('must be at least 1', 'use a whole number from 1 to 65535') })
-  .max(65535, { error: err('must be at most 65535', 'use a whole number from 1 to 65535') });
-const nonEmpty = <T extends z.ZodType>(item: T, what: string, example: string) =>
-  z.array(item).min(1, { error: err(`needs at least one ${what}`, `for example [${example}]`) });
+  .number({
+    error: err("must be a port number", "use a whole number from 1 to 65535"),
+  })
+  .int({
+    error: err("must be a whole number", "use a whole number from 1 to 65535"),
+  })
+  .min(1, {
+    error: err("must be at least 1", "use a whole number from 1 to 65535"),
+  })
+  .max(65535, {
+    error: err("must be at most 65535", "use a whole number from 1 to 65535"),
+  });
+const nonEmpty = <T extends z.ZodType>(
+  item: T,
+  what: string,
+  example: string,
+) =>
+  z
+    .array(item)
+    .min(1, {
+      error: err(`needs at least one ${what}`, `for example [${example}]`),
+    });
 
 const OpenVpnSchema = z.strictObject({
-  type: z.literal('openvpn'),
+  type: z.literal("openvpn"),
   remote: Host,
-  auth: z.enum(['static-key', 'tls'], {
-    error: err('must be static-key or tls', 'static-key uses one pre-shared key per runner; tls uses ca, cert and key'),
+  auth: z.enum(["static-key", "tls"], {
+    error: err(
+      "must be static-key or tls",
+      "static-key uses one pre-shared key per runner; tls uses ca, cert and key",
+    ),
   }),
-  protocol: z.enum(['udp', 'tcp'], { error: err('must be udp or tcp', 'leave it out for udp') }).default('udp'),
-  cipher: pattern(/^[A-Za-z0-9][A-Za-z0-9-]{0,39}$/, 'an OpenVPN cipher name', 'AES-256-CBC').optional(),
+  protocol: z
+    .enum(["udp", "tcp"], {
+      error: err("must be udp or tcp", "leave it out for udp"),
+    })
+    .default("udp"),
+  cipher: pattern(
+    /^[A-Za-z0-9][A-Za-z0-9-]{0,39}$/,
+    "an OpenVPN cipher name",
+    "AES-256-CBC",
+  ).optional(),
   ca: RunnerPath.optional(),
 });
 
@@ -55,12 +113,21 @@ const OpenVpnSchema = z.strictObject({
 const WG_KEY_RE = /^[A-Za-z0-9+/]{42}[AEIMQUYcgkosw048]=$/;
 
 const WireGuardSchema = z.strictObject({
-  type: z.literal('wireguard'),
+  type: z.literal("wireguard"),
   remote: Host,
-  public_key: pattern(WG_KEY_RE, "the lab's WireGuard public key: base64 of 32 bytes", 'xTIBA5rboUvnH4htodjb6e697QjLERt1NAB4mZqp8Dg='),
+  public_key: pattern(
+    WG_KEY_RE,
+    "the lab's WireGuard public key: base64 of 32 bytes",
+    "xTIBA5rboUvnH4htodjb6e697QjLERt1NAB4mZqp8Dg=",
+  ),
   endpoint_port: Port.default(51820),
   keepalive: z
-    .number({ error: err('must be a number of seconds', 'use 0 (off) to 65535; 25 keeps NAT state alive') })
+    .number({
+      error: err(
+        "must be a number of seconds",
+        "use 0 (off) to 65535; 25 keeps NAT state alive",
+      ),
+    })
     .int()
     .min(0)
     .max(65535)
@@ -68,19 +135,34 @@ const WireGuardSchema = z.strictObject({
 });
 
 const IpsecSchema = z.strictObject({
-  type: z.literal('ipsec'),
+  type: z.literal("ipsec"),
   remote: Host,
-  ike: pattern(/^[a-z0-9]+(-[a-z0-9]+)*(,[a-z0-9]+(-[a-z0-9]+)*)*$/, 'an IKE proposal list', 'aes256-sha256-modp2048').optional(),
+  ike: pattern(
+    /^[a-z0-9]+(-[a-z0-9]+)*(,[a-z0-9]+(-[a-z0-9]+)*)*$/,
+    "an IKE proposal list",
+    "aes256-sha256-modp2048",
+  ).optional(),
 });
 
-export const VpnSchema = z.discriminatedUnion('type', [OpenVpnSchema, WireGuardSchema, IpsecSchema], {
-  error: err('vpn.type must be openvpn, wireguard or ipsec', 'pick the tunnel type the lab offers'),
-});
+export const VpnSchema = z.discriminatedUnion(
+  "type",
+  [OpenVpnSchema, WireGuardSchema, IpsecSchema],
+  {
+    error: err(
+      "vpn.type must be openvpn, wireguard or ipsec",
+      "pick the tunnel type the lab offers",
+    ),
+  },
+);
 
 const ZoneSchema = z.strictObject({
   runner_subnet: Cidr,
   worker_subnet: Cidr,
-  nat_gateway_id: pattern(/^nat-[0-9a-f]{8,17}$/, 'a NAT gateway id', 'nat-0123456789abcdef0'),
+  nat_gateway_id: pattern(
+    /^nat-[0-9a-f]{8,17}$/,
+    "a NAT gateway id",
+    "nat-0123456789abcdef0",
+  ),
 });
 
 const RunnerVpnSchema = z.strictObject({
@@ -88,7 +170,12 @@ const RunnerVpnSchema = z.strictObject({
   port: Port.optional(),
   static_key: RunnerPath.optional(),
   key_direction: z
-    .union([z.literal(0), z.literal(1)], { error: err('must be 0 or 1', 'the lab side uses the other direction; 1 is usual for clients') })
+    .union([z.literal(0), z.literal(1)], {
+      error: err(
+        "must be 0 or 1",
+        "the lab side uses the other direction; 1 is usual for clients",
+      ),
+    })
     .optional(),
   local_ip: Ipv4.optional(),
   remote_ip: Ipv4.optional(),
@@ -100,67 +187,173 @@ const RunnerVpnSchema = z.strictObject({
 });
 
 const RunnerSchema = z.strictObject({
-  name: pattern(/^[a-z][a-z0-9-]{0,30}$/, 'a runner name', 'foo-1'),
-  zone: z.string({ error: err('must be a zone name', 'use one of the keys of aws.zones') }),
+  name: pattern(/^[a-z][a-z0-9-]{0,30}$/, "a runner name", "foo-1"),
+  zone: z.string({
+    error: err("must be a zone name", "use one of the keys of aws.zones"),
+  }),
   address: Ipv4,
   /** The runner's primary interface, which the uplink profile binds to. */
-  interface: pattern(/^[a-zA-Z0-9_-][a-zA-Z0-9_.-]{0,14}$/, 'a network interface name (at most 15 characters)', 'eth0').default('eth0'),
+  interface: pattern(
+    /^[a-zA-Z0-9_-][a-zA-Z0-9_.-]{0,14}$/,
+    "a network interface name (at most 15 characters)",
+    "eth0",
+  ).default("eth0"),
   vpn: RunnerVpnSchema,
 });
 
 const EgressSchema = z.strictObject({
-  to: z.string({ error: err('must be a host name or a CIDR', 'for example beaker.foo.example.com or 10.20.5.0/24') }),
-  ports: nonEmpty(Port, 'port', '443'),
-  protocol: z.enum(['tcp', 'udp'], { error: err('must be tcp or udp', 'leave it out for tcp') }).default('tcp'),
+  to: z.string({
+    error: err(
+      "must be a host name or a CIDR",
+      "for example beaker.foo.example.com or 10.20.5.0/24",
+    ),
+  }),
+  ports: nonEmpty(Port, "port", "443"),
+  protocol: z
+    .enum(["tcp", "udp"], {
+      error: err("must be tcp or udp", "leave it out for tcp"),
+    })
+    .default("tcp"),
 });
 
 const TriggerSchema = z.strictObject({
-  name: pattern(/^[a-z0-9][a-z0-9_.-]*$/, 'a trigger name', 'rhel9'),
-  git_url: z.url({ error: err('must be a URL', 'for example https://gitlab.com/group/project.git') }),
-  branch: pattern(/^[A-Za-z0-9._/-]+$/, 'a git branch name', 'main'),
-  extra: z.record(z.string(), z.string({ error: err('must be a string', 'quote the value, e.g. "x86_64 aarch64"') })).optional(),
+  name: pattern(/^[a-z0-9][a-z0-9_.-]*$/, "a trigger name", "rhel9"),
+  git_url: z.url({
+    error: err(
+      "must be a URL",
+      "for example https://gitlab.com/group/project.git",
+    ),
+  }),
+  branch: pattern(/^[A-Za-z0-9._/-]+$/, "a git branch name", "main"),
+  extra: z
+    .record(
+      z.string(),
+      z.string({
+        error: err(
+          "must be a string",
+          'quote the value, e.g. "x86_64 aarch64"',
+        ),
+      }),
+    )
+    .optional(),
 });
 
 const PipelineSchema = z.strictObject({
-  project: pattern(/^[A-Za-z0-9_.-]+(\/[A-Za-z0-9_.-]+)+$/, 'a GitLab project path', 'group/subgroup/project'),
-  gitlab_url: z.url({ error: err('must be a URL', 'for example https://gitlab.com') }).default('https://gitlab.com'),
-  runner_tags: nonEmpty(pattern(/^[A-Za-z0-9_.:-]+$/, 'a runner tag', 'foo'), 'tag', 'foo').optional(),
-  schedule: z.string({ error: err('must be a cron schedule', 'five fields, for example "0 */4 * * *"') }),
-  image: pattern(/^[a-z0-9][a-z0-9._/-]*(:[A-Za-z0-9._-]+)?(@sha256:[0-9a-f]{64})?$/, 'a container image reference', 'quay.io/cki/cki-tools:production').default(
-    'quay.io/cki/cki-tools:production',
+  project: pattern(
+    /^[A-Za-z0-9_.-]+(\/[A-Za-z0-9_.-]+)+$/,
+    "a GitLab project path",
+    "group/subgroup/project",
   ),
-  triggers: nonEmpty(TriggerSchema, 'trigger', '{ name: rhel9, git_url: ..., branch: main }'),
+  gitlab_url: z
+    .url({ error: err("must be a URL", "for example https://gitlab.com") })
+    .default("https://gitlab.com"),
+  runner_tags: nonEmpty(
+    pattern(/^[A-Za-z0-9_.:-]+$/, "a runner tag", "foo"),
+    "tag",
+    "foo",
+  ).optional(),
+  schedule: z.string({
+    error: err(
+      "must be a cron schedule",
+      'five fields, for example "0 */4 * * *"',
+    ),
+  }),
+  image: pattern(
+    /^[a-z0-9][a-z0-9._/-]*(:[A-Za-z0-9._-]+)?(@sha256:[0-9a-f]{64})?$/,
+    "a container image reference",
+    "quay.io/cki/cki-tools:production",
+  ).default("quay.io/cki/cki-tools:production"),
+  triggers: nonEmpty(
+    TriggerSchema,
+    "trigger",
+    "{ name: rhel9, git_url: ..., branch: main }",
+  ),
 });
 
 export const LabSchema = z.strictObject({
   version: z.literal(1, {
-    error: err(`unsupported lab format version`, `this gen-lab reads version ${SUPPORTED_VERSIONS.join(', ')}; write \`version: 1\``),
+    error: err(
+      `unsupported lab format version`,
+      `this gen-lab reads version ${SUPPORTED_VERSIONS.join(", ")}; write \`version: 1\``,
+    ),
   }),
-  name: pattern(/^[a-z][a-z0-9]{0,15}$/, 'a lab name: a lowercase letter, then up to 15 lowercase letters or digits', 'foo'),
-  environment: pattern(/^[a-z][a-z0-9]{0,9}$/, 'an environment name', 'prod').default('prod'),
-  prefix: pattern(/^[a-z][a-z0-9-]{0,19}$/, 'a name prefix', 'arr-cki').default('arr-cki'),
+  name: pattern(
+    /^[a-z][a-z0-9]{0,15}$/,
+    "a lab name: a lowercase letter, then up to 15 lowercase letters or digits",
+    "foo",
+  ),
+  environment: pattern(
+    /^[a-z][a-z0-9]{0,9}$/,
+    "an environment name",
+    "prod",
+  ).default("prod"),
+  prefix: pattern(/^[a-z][a-z0-9-]{0,19}$/, "a name prefix", "arr-cki").default(
+    "arr-cki",
+  ),
   intranet: z.strictObject({
-    cidrs: nonEmpty(Cidr, 'CIDR', '10.20.0.0/16'),
-    domains: nonEmpty(DomainName, 'domain', 'foo.example.com'),
+    cidrs: nonEmpty(Cidr, "CIDR", "10.20.0.0/16"),
+    domains: nonEmpty(DomainName, "domain", "foo.example.com"),
     nameservers: z.array(Ipv4).optional(),
   }),
   beaker: z.strictObject({
-    url: z.url({ protocol: /^https?$/, error: err('must be an http(s) URL', 'for example https://beaker.foo.example.com') }),
+    url: z.url({
+      protocol: /^https?$/,
+      error: err(
+        "must be an http(s) URL",
+        "for example https://beaker.foo.example.com",
+      ),
+    }),
   }),
   vpn: VpnSchema,
   aws: z.strictObject({
-    region: pattern(/^[a-z]{2}(-[a-z]+)+-\d+$/, 'an AWS region', 'us-east-1'),
-    vpc_id: pattern(/^vpc-[0-9a-f]{8,17}$/, 'a VPC id', 'vpc-0a1b2c3d4e5f60718'),
+    region: pattern(/^[a-z]{2}(-[a-z]+)+-\d+$/, "an AWS region", "us-east-1"),
+    vpc_id: pattern(
+      /^vpc-[0-9a-f]{8,17}$/,
+      "a VPC id",
+      "vpc-0a1b2c3d4e5f60718",
+    ),
     vpc_cidr: Cidr,
-    ami: pattern(/^ami-[0-9a-f]{8,17}$/, 'an AMI id', 'ami-0123456789abcdef0'),
-    instance_type: pattern(/^[a-z][a-z0-9-]*\.[a-z0-9]+$/, 'an EC2 instance type', 't3.medium').default('t3.medium'),
-    internet_gateway_id: pattern(/^igw-[0-9a-f]{8,17}$/, 'an internet gateway id', 'igw-0123456789abcdef0'),
-    buckets: nonEmpty(pattern(/^[a-z0-9][a-z0-9-]*[a-z0-9]$|^[a-z0-9]$/, 'a bucket purpose', 'artifacts'), 'bucket', 'artifacts').default(['artifacts']),
+    ami: pattern(/^ami-[0-9a-f]{8,17}$/, "an AMI id", "ami-0123456789abcdef0"),
+    instance_type: pattern(
+      /^[a-z][a-z0-9-]*\.[a-z0-9]+$/,
+      "an EC2 instance type",
+      "t3.medium",
+    ).default("t3.medium"),
+    internet_gateway_id: pattern(
+      /^igw-[0-9a-f]{8,17}$/,
+      "an internet gateway id",
+      "igw-0123456789abcdef0",
+    ),
+    buckets: nonEmpty(
+      pattern(
+        /^[a-z0-9][a-z0-9-]*[a-z0-9]$|^[a-z0-9]$/,
+        "a bucket purpose",
+        "artifacts",
+      ),
+      "bucket",
+      "artifacts",
+    ).default(["artifacts"]),
     zones: z
-      .record(pattern(/^[a-z]{2}(-[a-z]+)+-\d+[a-z]$/, 'an availability zone name', 'us-east-1a'), ZoneSchema)
-      .refine((zones) => Object.keys(zones).length > 0, { error: err('needs at least one zone', 'add one entry per availability zone') }),
+      .record(
+        pattern(
+          /^[a-z]{2}(-[a-z]+)+-\d+[a-z]$/,
+          "an availability zone name",
+          "us-east-1a",
+        ),
+        ZoneSchema,
+      )
+      .refine((zones) => Object.keys(zones).length > 0, {
+        error: err(
+          "needs at least one zone",
+          "add one entry per availability zone",
+        ),
+      }),
   }),
-  runners: nonEmpty(RunnerSchema, 'runner', '{ name: foo-1, zone: us-east-1a, ... }'),
+  runners: nonEmpty(
+    RunnerSchema,
+    "runner",
+    "{ name: foo-1, zone: us-east-1a, ... }",
+  ),
   egress: z.array(EgressSchema).optional(),
   pipeline: PipelineSchema,
 });
@@ -168,4 +361,4 @@ export const LabSchema = z.strictObject({
 /** A lab file as written, with zod's defaults filled in. */
 export type LabInput = z.output<typeof LabSchema>;
 export type VpnInput = z.output<typeof VpnSchema>;
-export type RunnerInput = LabInput['runners'][number];
+export type RunnerInput = LabInput["runners"][number];

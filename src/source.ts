@@ -8,8 +8,8 @@ import {
   parseDocument,
   type Document,
   type Node,
-} from 'yaml';
-import type { Diagnostic } from './diagnostics.js';
+} from "yaml";
+import type { Diagnostic } from "./diagnostics.js";
 
 /** A YAML path: mapping keys and sequence indexes from the document root. */
 export type YamlPath = readonly (string | number)[];
@@ -20,7 +20,10 @@ export interface LabSource {
   readonly text: string;
   readonly data: unknown;
   /** Position of the node at `path`, or of its nearest existing ancestor. `key` points at the mapping key instead of its value. */
-  locate(path: YamlPath, opts?: { key?: boolean }): { line: number; column: number };
+  locate(
+    path: YamlPath,
+    opts?: { key?: boolean },
+  ): { line: number; column: number };
 }
 
 /** A lab file is a few kilobytes; anything this large is a mistake, and rejecting it early keeps every run fast. */
@@ -29,51 +32,76 @@ export const MAX_LAB_BYTES = 1024 * 1024;
 const MAX_ALIAS_COUNT = 100;
 
 export type ParseResult =
-  | { ok: true; source: LabSource }
-  | { ok: false; diagnostics: Diagnostic[] };
+  { ok: true; source: LabSource } | { ok: false; diagnostics: Diagnostic[] };
 
 /** Parse the text of one lab file. Never throws for bad input: every problem comes back as a diagnostic. */
-export function parseLabSource(file: string, input: string | Uint8Array): ParseResult {
-  const fail = (message: string, hint: string, line = 1, column = 1): ParseResult => ({
+export function parseLabSource(
+  file: string,
+  input: string | Uint8Array,
+): ParseResult {
+  const fail = (
+    message: string,
+    hint: string,
+    line = 1,
+    column = 1,
+  ): ParseResult => ({
     ok: false,
-    diagnostics: [{ severity: 'error', file, line, column, path: '', message, hint }],
+    diagnostics: [
+      { severity: "error", file, line, column, path: "", message, hint },
+    ],
   });
 
-  const size = typeof input === 'string' ? Buffer.byteLength(input) : input.byteLength;
+  const size =
+    typeof input === "string" ? Buffer.byteLength(input) : input.byteLength;
   if (size > MAX_LAB_BYTES) {
     return fail(
       `file is ${size} bytes, more than a lab file may be (${MAX_LAB_BYTES} bytes)`,
-      'a lab file describes one lab in a few kilobytes; check that this is the right file',
+      "a lab file describes one lab in a few kilobytes; check that this is the right file",
     );
   }
   let text: string;
-  if (typeof input === 'string') {
+  if (typeof input === "string") {
     text = input;
   } else {
     try {
-      text = new TextDecoder('utf-8', { fatal: true }).decode(input);
+      text = new TextDecoder("utf-8", { fatal: true }).decode(input);
     } catch {
-      return fail('file is not valid UTF-8 text', 'save the lab file as UTF-8 YAML');
+      return fail(
+        "file is not valid UTF-8 text",
+        "save the lab file as UTF-8 YAML",
+      );
     }
   }
-  const nul = text.indexOf('\0');
+  const nul = text.indexOf("\0");
   if (nul >= 0) {
     const lineCounter = new LineCounter();
-    for (let i = text.indexOf('\n'); i >= 0 && i < nul; i = text.indexOf('\n', i + 1)) {
+    for (
+      let i = text.indexOf("\n");
+      i >= 0 && i < nul;
+      i = text.indexOf("\n", i + 1)
+    ) {
       lineCounter.addNewLine(i + 1);
     }
     const pos = lineCounter.linePos(nul);
-    return fail('file contains a NUL byte: it is binary, not YAML', 'give a YAML lab file', pos.line, pos.col);
+    return fail(
+      "file contains a NUL byte: it is binary, not YAML",
+      "give a YAML lab file",
+      pos.line,
+      pos.col,
+    );
   }
-  if (text.trim() === '' || /^(\s*(#.*)?\n?)*$/.test(text)) {
-    return fail('file is empty', 'start from labs/foo.yaml, the documented example of lab format version 1');
+  if (text.trim() === "" || /^(\s*(#.*)?\n?)*$/.test(text)) {
+    return fail(
+      "file is empty",
+      "start from labs/foo.yaml, the documented example of lab format version 1",
+    );
   }
 
   const lineCounter = new LineCounter();
   const doc = parseDocument(text, {
     lineCounter,
     // YAML 1.2 core schema: `no` stays a string and `0600` stays a number, as a reader expects.
-    version: '1.2',
+    version: "1.2",
     uniqueKeys: true,
     prettyErrors: false,
     strict: true,
@@ -84,17 +112,19 @@ export function parseLabSource(file: string, input: string | Uint8Array): ParseR
       ok: false,
       diagnostics: problems.map((e) => {
         const pos = lineCounter.linePos(e.pos[0]);
-        const duplicate = e.code === 'DUPLICATE_KEY';
+        const duplicate = e.code === "DUPLICATE_KEY";
         return {
-          severity: 'error',
+          severity: "error",
           file,
           line: pos.line,
           column: pos.col,
-          path: '',
-          message: duplicate ? 'duplicate key in a mapping' : `YAML syntax error: ${firstLine(e.message)}`,
+          path: "",
+          message: duplicate
+            ? "duplicate key in a mapping"
+            : `YAML syntax error: ${firstLine(e.message)}`,
           hint: duplicate
-            ? 'each key may appear once; remove or merge the repeated one'
-            : 'fix the YAML syntax at this position (indentation, quotes, brackets)',
+            ? "each key may appear once; remove or merge the repeated one"
+            : "fix the YAML syntax at this position (indentation, quotes, brackets)",
         } satisfies Diagnostic;
       }),
     };
@@ -107,17 +137,23 @@ export function parseLabSource(file: string, input: string | Uint8Array): ParseR
     const message = e instanceof Error ? e.message : String(e);
     const aliases = /alias/i.test(message);
     return fail(
-      aliases ? 'too many alias expansions (a YAML "billion laughs" document?)' : `cannot read YAML: ${firstLine(message)}`,
-      aliases ? `use at most ${MAX_ALIAS_COUNT} alias expansions, or write the values out` : 'check the YAML document',
+      aliases
+        ? 'too many alias expansions (a YAML "billion laughs" document?)'
+        : `cannot read YAML: ${firstLine(message)}`,
+      aliases
+        ? `use at most ${MAX_ALIAS_COUNT} alias expansions, or write the values out`
+        : "check the YAML document",
     );
   }
 
   const root = doc.contents;
-  const rootPos = root?.range ? lineCounter.linePos(root.range[0]) : { line: 1, col: 1 };
+  const rootPos = root?.range
+    ? lineCounter.linePos(root.range[0])
+    : { line: 1, col: 1 };
   if (!isMap(root)) {
     return fail(
-      'the document is not a mapping of lab settings',
-      'a lab file is a YAML mapping starting with `version: 1`; see labs/foo.yaml',
+      "the document is not a mapping of lab settings",
+      "a lab file is a YAML mapping starting with `version: 1`; see labs/foo.yaml",
       rootPos.line,
       rootPos.col,
     );
@@ -139,7 +175,7 @@ export function parseLabSource(file: string, input: string | Uint8Array): ParseR
 }
 
 function firstLine(s: string): string {
-  return s.split('\n')[0] ?? s;
+  return s.split("\n")[0] ?? s;
 }
 
 /** Walk the YAML tree along `path` as far as it exists; return the start offset of the node reached. */
@@ -150,15 +186,17 @@ function findOffset(doc: Document, path: YamlPath, wantKey: boolean): number {
     const step = path[i];
     const last = i === path.length - 1;
     if (isAlias(node)) node = node.resolve(doc);
-    if (isMap(node) && typeof step === 'string') {
-      const pair = node.items.find((p) => isPair(p) && isScalar(p.key) && String(p.key.value) === step);
+    if (isMap(node) && typeof step === "string") {
+      const pair = node.items.find(
+        (p) => isPair(p) && isScalar(p.key) && String(p.key.value) === step,
+      );
       if (!pair) return offset;
       const key = pair.key as Node;
       if (last && wantKey && key.range) return key.range[0];
       const value = pair.value as Node | null;
       offset = value?.range?.[0] ?? key.range?.[0] ?? offset;
       node = value;
-    } else if (isSeq(node) && typeof step === 'number') {
+    } else if (isSeq(node) && typeof step === "number") {
       const item = node.items[step] as Node | undefined;
       if (!item) return offset;
       offset = item.range?.[0] ?? offset;

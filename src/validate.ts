@@ -1,25 +1,55 @@
-import type { z } from 'zod';
-import type { Diagnostic, Severity } from './diagnostics.js';
-import { bucketName } from './model.js';
-import { addressAt, awsReservedAddresses, containsAddress, contains, hostBitsZero, hostNet, networkOf, overlaps, parseNet, type Net } from './net.js';
-import { HINT_SEPARATOR, LabSchema, type LabInput } from './schema.js';
-import type { LabSource, YamlPath } from './source.js';
-import { checkSchedule } from './cron.js';
+import type { z } from "zod";
+import type { Diagnostic, Severity } from "./diagnostics.js";
+import { bucketName } from "./model.js";
+import {
+  addressAt,
+  awsReservedAddresses,
+  containsAddress,
+  contains,
+  hostBitsZero,
+  hostNet,
+  networkOf,
+  overlaps,
+  parseNet,
+  type Net,
+} from "./net.js";
+import { HINT_SEPARATOR, LabSchema, type LabInput } from "./schema.js";
+import type { LabSource, YamlPath } from "./source.js";
+import { checkSchedule } from "./cron.js";
 
 /** Collects located diagnostics for one lab file. */
 class Reporter {
   readonly list: Diagnostic[] = [];
   constructor(readonly source: LabSource) {}
 
-  report(severity: Severity, path: YamlPath, message: string, hint: string, opts: { key?: boolean } = {}): void {
+  report(
+    severity: Severity,
+    path: YamlPath,
+    message: string,
+    hint: string,
+    opts: { key?: boolean } = {},
+  ): void {
     const { line, column } = this.source.locate(path, opts);
-    this.list.push({ severity, file: this.source.file, line, column, path: formatPath(path), message, hint });
+    this.list.push({
+      severity,
+      file: this.source.file,
+      line,
+      column,
+      path: formatPath(path),
+      message,
+      hint,
+    });
   }
-  error(path: YamlPath, message: string, hint: string, opts?: { key?: boolean }): void {
-    this.report('error', path, message, hint, opts);
+  error(
+    path: YamlPath,
+    message: string,
+    hint: string,
+    opts?: { key?: boolean },
+  ): void {
+    this.report("error", path, message, hint, opts);
   }
   warn(path: YamlPath, message: string, hint: string): void {
-    this.report('warning', path, message, hint);
+    this.report("warning", path, message, hint);
   }
   where(path: YamlPath): string {
     const { line, column } = this.source.locate(path);
@@ -29,16 +59,19 @@ class Reporter {
 
 /** `runners[0].vpn.port`, the way the YAML path is written in every message. */
 export function formatPath(path: YamlPath): string {
-  let out = '';
+  let out = "";
   for (const step of path) {
-    if (typeof step === 'number') out += `[${step}]`;
-    else out += out === '' ? step : `.${step}`;
+    if (typeof step === "number") out += `[${step}]`;
+    else out += out === "" ? step : `.${step}`;
   }
   return out;
 }
 
 /** Shape check of one parsed lab: zod issues turned into located diagnostics. */
-export function checkShape(source: LabSource): { input?: LabInput; diagnostics: Diagnostic[] } {
+export function checkShape(source: LabSource): {
+  input?: LabInput;
+  diagnostics: Diagnostic[];
+} {
   const parsed = LabSchema.safeParse(source.data);
   if (parsed.success) return { input: parsed.data, diagnostics: [] };
   const r = new Reporter(source);
@@ -47,26 +80,49 @@ export function checkShape(source: LabSource): { input?: LabInput; diagnostics: 
 }
 
 function reportIssue(r: Reporter, issue: z.core.$ZodIssue): void {
-  const path = issue.path.filter((p): p is string | number => typeof p !== 'symbol');
-  if (issue.code === 'unrecognized_keys') {
+  const path = issue.path.filter(
+    (p): p is string | number => typeof p !== "symbol",
+  );
+  if (issue.code === "unrecognized_keys") {
     const known = knownKeys(r.source.data, path);
     for (const key of issue.keys) {
       const near = closest(key, known);
-      r.error([...path, key], `unknown key "${key}"`, near ? `did you mean "${near}"?` : `remove it; allowed here: ${known.join(', ')}`, { key: true });
+      r.error(
+        [...path, key],
+        `unknown key "${key}"`,
+        near
+          ? `did you mean "${near}"?`
+          : `remove it; allowed here: ${known.join(", ")}`,
+        { key: true },
+      );
     }
     return;
   }
   const [message, hint] = issue.message.includes(HINT_SEPARATOR)
     ? (issue.message.split(HINT_SEPARATOR) as [string, string])
     : defaultMessage(issue);
-  if (issue.code === 'invalid_type' && valueAt(r.source.data, path) === undefined) {
+  if (
+    issue.code === "invalid_type" &&
+    valueAt(r.source.data, path) === undefined
+  ) {
     const key = path[path.length - 1];
     const parent = formatPath(path.slice(0, -1));
-    r.error(path, `missing required key "${String(key)}"`, `add ${String(key)}: ${parent === '' ? 'at the top level' : `under ${parent}`}; labs/foo.yaml shows every field`);
+    r.error(
+      path,
+      `missing required key "${String(key)}"`,
+      `add ${String(key)}: ${parent === "" ? "at the top level" : `under ${parent}`}; labs/foo.yaml shows every field`,
+    );
     return;
   }
-  if (issue.code === 'invalid_union' && (issue as { note?: string }).note === 'No matching discriminator') {
-    r.error(path, 'vpn.type must be openvpn, wireguard or ipsec', 'pick the tunnel type the lab offers');
+  if (
+    issue.code === "invalid_union" &&
+    (issue as { note?: string }).note === "No matching discriminator"
+  ) {
+    r.error(
+      path,
+      "vpn.type must be openvpn, wireguard or ipsec",
+      "pick the tunnel type the lab offers",
+    );
     return;
   }
   const got = describe(valueAt(r.source.data, path));
@@ -75,19 +131,33 @@ function reportIssue(r: Reporter, issue: z.core.$ZodIssue): void {
 
 function defaultMessage(issue: z.core.$ZodIssue): [string, string] {
   switch (issue.code) {
-    case 'invalid_type':
-      return [`must be ${article(issue.expected)}`, `write a ${issue.expected} here`];
-    case 'too_small':
-      return [`is too small (minimum ${String(issue.minimum)})`, 'raise the value'];
-    case 'too_big':
-      return [`is too large (maximum ${String(issue.maximum)})`, 'lower the value'];
+    case "invalid_type":
+      return [
+        `must be ${article(issue.expected)}`,
+        `write a ${issue.expected} here`,
+      ];
+    case "too_small":
+      return [
+        `is too small (minimum ${String(issue.minimum)})`,
+        "raise the value",
+      ];
+    case "too_big":
+      return [
+        `is too large (maximum ${String(issue.maximum)})`,
+        "lower the value",
+      ];
     default:
-      return [issue.message, 'see ../shared/lab-format.md for this field'];
+      return [issue.message, "see ../shared/lab-format.md for this field"];
   }
 }
 
 function article(type: string): string {
-  const named: Record<string, string> = { object: 'a mapping', array: 'a list', string: 'a string', number: 'a number' };
+  const named: Record<string, string> = {
+    object: "a mapping",
+    array: "a list",
+    string: "a string",
+    number: "a number",
+  };
   return named[type] ?? `a ${type}`;
 }
 
@@ -98,42 +168,57 @@ function knownKeys(data: unknown, path: YamlPath): string[] {
 }
 
 /** Walk LabSchema's object shapes along a path to list the allowed keys there. */
-function shapeAt(path: YamlPath, value: unknown): Record<string, unknown> | undefined {
+function shapeAt(
+  path: YamlPath,
+  value: unknown,
+): Record<string, unknown> | undefined {
   // eslint-disable-next-line @typescript-eslint/no-explicit-any
   let schema: any = LabSchema;
   for (const step of path) {
     schema = unwrap(schema);
-    if (schema?.def?.type === 'object') schema = schema.def.shape[step as string];
-    else if (schema?.def?.type === 'array') schema = schema.def.element;
-    else if (schema?.def?.type === 'record') schema = schema.def.valueType;
-    else if (schema?.def?.type === 'union') schema = undefined;
+    if (schema?.def?.type === "object")
+      schema = schema.def.shape[step as string];
+    else if (schema?.def?.type === "array") schema = schema.def.element;
+    else if (schema?.def?.type === "record") schema = schema.def.valueType;
+    else if (schema?.def?.type === "union") schema = undefined;
     else return undefined;
   }
   schema = unwrap(schema);
-  if (schema?.def?.type === 'union' && value && typeof value === 'object') {
+  if (schema?.def?.type === "union" && value && typeof value === "object") {
     const type = (value as { type?: unknown }).type;
     // eslint-disable-next-line @typescript-eslint/no-explicit-any
-    schema = schema.def.options.find((o: any) => o.def.shape.type?.def?.values?.includes(type));
+    schema = schema.def.options.find((o: any) =>
+      o.def.shape.type?.def?.values?.includes(type),
+    );
   }
-  return schema?.def?.type === 'object' ? schema.def.shape : undefined;
+  return schema?.def?.type === "object" ? schema.def.shape : undefined;
 }
 
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
 function unwrap(schema: any): any {
-  while (schema && ['optional', 'default', 'nullable', 'pipe'].includes(schema.def?.type)) {
-    schema = schema.def.type === 'pipe' ? schema.def.in : schema.def.innerType;
+  while (
+    schema &&
+    ["optional", "default", "nullable", "pipe"].includes(schema.def?.type)
+  ) {
+    schema = schema.def.type === "pipe" ? schema.def.in : schema.def.innerType;
   }
   return schema;
 }
 
-function closest(word: string, candidates: readonly string[]): string | undefined {
+function closest(
+  word: string,
+  candidates: readonly string[],
+): string | undefined {
   let best: string | undefined;
   let bestScore = Infinity;
   for (const c of candidates) {
     const d = editDistance(word.toLowerCase(), c);
     if (d < bestScore) [best, bestScore] = [c, d];
   }
-  return best !== undefined && bestScore <= Math.max(2, Math.floor(word.length / 3)) ? best : undefined;
+  return best !== undefined &&
+    bestScore <= Math.max(2, Math.floor(word.length / 3))
+    ? best
+    : undefined;
 }
 
 function editDistance(a: string, b: string): number {
@@ -141,7 +226,11 @@ function editDistance(a: string, b: string): number {
   for (let i = 1; i <= a.length; i++) {
     const cur = [i];
     for (let j = 1; j <= b.length; j++) {
-      cur[j] = Math.min(prev[j]! + 1, cur[j - 1]! + 1, prev[j - 1]! + (a[i - 1] === b[j - 1] ? 0 : 1));
+      cur[j] = Math.min(
+        prev[j]! + 1,
+        cur[j - 1]! + 1,
+        prev[j - 1]! + (a[i - 1] === b[j - 1] ? 0 : 1),
+      );
     }
     prev = cur;
   }
@@ -151,7 +240,7 @@ function editDistance(a: string, b: string): number {
 function valueAt(data: unknown, path: YamlPath): unknown {
   let v = data;
   for (const step of path) {
-    if (v === null || typeof v !== 'object') return undefined;
+    if (v === null || typeof v !== "object") return undefined;
     v = (v as Record<string | number, unknown>)[step];
   }
   return v;
@@ -159,21 +248,22 @@ function valueAt(data: unknown, path: YamlPath): unknown {
 
 function describe(v: unknown): string | undefined {
   if (v === undefined) return undefined;
-  if (v === null) return 'nothing (null)';
-  if (typeof v === 'string') return JSON.stringify(v.length > 60 ? `${v.slice(0, 57)}...` : v);
-  if (typeof v === 'number' || typeof v === 'boolean') return String(v);
-  return Array.isArray(v) ? 'a list' : 'a mapping';
+  if (v === null) return "nothing (null)";
+  if (typeof v === "string")
+    return JSON.stringify(v.length > 60 ? `${v.slice(0, 57)}...` : v);
+  if (typeof v === "number" || typeof v === "boolean") return String(v);
+  return Array.isArray(v) ? "a list" : "a mapping";
 }
 
 /** Docker's default bridge and link-local: present on every runner and worker, so an overlap breaks routing. */
 const FORBIDDEN: readonly { net: Net; why: string }[] = [
-  { net: parseNet('172.17.0.0/16'), why: "Docker's default bridge (docker0)" },
-  { net: parseNet('169.254.0.0/16'), why: 'link-local (AWS metadata and DNS)' },
+  { net: parseNet("172.17.0.0/16"), why: "Docker's default bridge (docker0)" },
+  { net: parseNet("169.254.0.0/16"), why: "link-local (AWS metadata and DNS)" },
 ];
 /** Docker's other default address pools: an overlap only bites once such a network is created. */
 const DOCKER_POOLS: readonly Net[] = [
   ...Array.from({ length: 14 }, (_, i) => parseNet(`172.${18 + i}.0.0/16`)),
-  parseNet('192.168.0.0/16'),
+  parseNet("192.168.0.0/16"),
 ];
 
 const PEM_RE = /-----BEGIN|PRIVATE KEY-----/;
@@ -188,9 +278,17 @@ export function checkLab(source: LabSource, lab: LabInput): Diagnostic[] {
 
   // CIDRs: host bits, then containment and overlaps.
   const nets: { path: YamlPath; net: Net; what: string }[] = [];
-  const cidr = (path: YamlPath, text: string, what: string): Net | undefined => {
+  const cidr = (
+    path: YamlPath,
+    text: string,
+    what: string,
+  ): Net | undefined => {
     if (!hostBitsZero(text)) {
-      r.error(path, `${text} has host bits set`, `write the network address: ${networkOf(text)}`);
+      r.error(
+        path,
+        `${text} has host bits set`,
+        `write the network address: ${networkOf(text)}`,
+      );
     }
     // Go on with the network it denotes, so one typo does not cascade into more errors.
     const net = parseNet(networkOf(text));
@@ -198,46 +296,73 @@ export function checkLab(source: LabSource, lab: LabInput): Diagnostic[] {
     return net;
   };
 
-  const vpc = cidr(['aws', 'vpc_cidr'], lab.aws.vpc_cidr, 'the VPC');
+  const vpc = cidr(["aws", "vpc_cidr"], lab.aws.vpc_cidr, "the VPC");
   const intranet: { path: YamlPath; net: Net }[] = [];
   lab.intranet.cidrs.forEach((c, i) => {
-    const net = cidr(['intranet', 'cidrs', i], c, 'an intranet CIDR');
-    if (net) intranet.push({ path: ['intranet', 'cidrs', i], net });
+    const net = cidr(["intranet", "cidrs", i], c, "an intranet CIDR");
+    if (net) intranet.push({ path: ["intranet", "cidrs", i], net });
   });
 
   const subnets: { path: YamlPath; net: Net }[] = [];
   for (const [zone, z] of Object.entries(lab.aws.zones)) {
     if (!zone.startsWith(lab.aws.region)) {
-      r.error(['aws', 'zones', zone], `zone ${zone} is not in region ${lab.aws.region}`, `use zones of ${lab.aws.region}, e.g. ${lab.aws.region}a`, { key: true });
+      r.error(
+        ["aws", "zones", zone],
+        `zone ${zone} is not in region ${lab.aws.region}`,
+        `use zones of ${lab.aws.region}, e.g. ${lab.aws.region}a`,
+        { key: true },
+      );
     }
-    for (const key of ['runner_subnet', 'worker_subnet'] as const) {
-      const path = ['aws', 'zones', zone, key];
-      const net = cidr(path, z[key], 'a subnet');
+    for (const key of ["runner_subnet", "worker_subnet"] as const) {
+      const path = ["aws", "zones", zone, key];
+      const net = cidr(path, z[key], "a subnet");
       if (!net) continue;
       if (vpc && !contains(vpc, net)) {
-        r.error(path, `${z[key]} is not inside the VPC ${lab.aws.vpc_cidr}`, `pick a subnet of ${lab.aws.vpc_cidr}, or fix aws.vpc_cidr`);
+        r.error(
+          path,
+          `${z[key]} is not inside the VPC ${lab.aws.vpc_cidr}`,
+          `pick a subnet of ${lab.aws.vpc_cidr}, or fix aws.vpc_cidr`,
+        );
       }
       subnets.push({ path, net });
     }
   }
   pairwise(subnets, (a, b) => {
     if (overlaps(a.net, b.net)) {
-      r.error(b.path, `${b.net.text} overlaps ${a.net.text} (${formatPath(a.path)})`, 'give every subnet of the lab its own address range');
+      r.error(
+        b.path,
+        `${b.net.text} overlaps ${a.net.text} (${formatPath(a.path)})`,
+        "give every subnet of the lab its own address range",
+      );
     }
   });
   for (const i of intranet) {
     if (vpc && overlaps(i.net, vpc)) {
-      r.error(i.path, `${i.net.text} overlaps the VPC ${lab.aws.vpc_cidr}`, 'the intranet must be routable from the VPC; a lab range inside the VPC cannot be routed to the runner');
+      r.error(
+        i.path,
+        `${i.net.text} overlaps the VPC ${lab.aws.vpc_cidr}`,
+        "the intranet must be routable from the VPC; a lab range inside the VPC cannot be routed to the runner",
+      );
     }
   }
   pairwise(intranet, (a, b) => {
-    if (overlaps(a.net, b.net)) r.error(b.path, `${b.net.text} overlaps ${a.net.text} (${formatPath(a.path)})`, 'list each intranet range once; merge or remove the overlapping one');
+    if (overlaps(a.net, b.net))
+      r.error(
+        b.path,
+        `${b.net.text} overlaps ${a.net.text} (${formatPath(a.path)})`,
+        "list each intranet range once; merge or remove the overlapping one",
+      );
   });
 
-  const inIntranet = (address: string) => intranet.some((i) => containsAddress(i.net, address));
+  const inIntranet = (address: string) =>
+    intranet.some((i) => containsAddress(i.net, address));
   (lab.intranet.nameservers ?? []).forEach((ns, i) => {
     if (intranet.length > 0 && !inIntranet(ns)) {
-      r.error(['intranet', 'nameservers', i], `${ns} is not inside intranet.cidrs`, 'the nameservers are reached through the tunnel: use an address in the intranet, or add its range to intranet.cidrs');
+      r.error(
+        ["intranet", "nameservers", i],
+        `${ns} is not inside intranet.cidrs`,
+        "the nameservers are reached through the tunnel: use an address in the intranet, or add its range to intranet.cidrs",
+      );
     }
   });
 
@@ -248,37 +373,60 @@ export function checkLab(source: LabSource, lab: LabInput): Diagnostic[] {
   lab.runners.forEach((runner, i) => {
     const seen = runnerNames.get(runner.name);
     if (seen !== undefined) {
-      r.error(['runners', i, 'name'], `runner name ${runner.name} is already used by runners[${seen}]`, 'give each runner a unique name');
+      r.error(
+        ["runners", i, "name"],
+        `runner name ${runner.name} is already used by runners[${seen}]`,
+        "give each runner a unique name",
+      );
     } else runnerNames.set(runner.name, i);
 
     const zone = lab.aws.zones[runner.zone];
     if (!zone) {
-      r.error(['runners', i, 'zone'], `zone ${JSON.stringify(runner.zone)} is not in aws.zones`, zoneNames.length ? `use one of: ${zoneNames.join(', ')}` : 'add the zone to aws.zones');
+      r.error(
+        ["runners", i, "zone"],
+        `zone ${JSON.stringify(runner.zone)} is not in aws.zones`,
+        zoneNames.length
+          ? `use one of: ${zoneNames.join(", ")}`
+          : "add the zone to aws.zones",
+      );
       return;
     }
     const other = runnerOfZone.get(runner.zone);
     if (other !== undefined) {
-      r.error(['runners', i, 'zone'], `zone ${runner.zone} already has runner ${lab.runners[other]!.name} (runners[${other}])`, 'each zone has exactly one runner, its route target: move this runner to another zone');
+      r.error(
+        ["runners", i, "zone"],
+        `zone ${runner.zone} already has runner ${lab.runners[other]!.name} (runners[${other}])`,
+        "each zone has exactly one runner, its route target: move this runner to another zone",
+      );
     } else runnerOfZone.set(runner.zone, i);
 
     {
       const subnet = parseNet(networkOf(zone.runner_subnet));
       if (!containsAddress(subnet, runner.address)) {
-        r.error(['runners', i, 'address'], `${runner.address} is not in ${runner.zone}'s runner_subnet ${zone.runner_subnet}`, `pick an address in ${zone.runner_subnet}`);
+        r.error(
+          ["runners", i, "address"],
+          `${runner.address} is not in ${runner.zone}'s runner_subnet ${zone.runner_subnet}`,
+          `pick an address in ${zone.runner_subnet}`,
+        );
       } else if (awsReservedAddresses(subnet).includes(runner.address)) {
         r.error(
-          ['runners', i, 'address'],
+          ["runners", i, "address"],
           `${runner.address} is reserved by AWS in ${zone.runner_subnet} (the first four and the last address are)`,
           subnet.last - subnet.first > 5
             ? `pick ${lastOctet(addressAt(subnet, 4))}-${lastOctet(addressAt(subnet, -2))}`
-            : 'the subnet has no usable address: make the runner subnet at least a /28',
+            : "the subnet has no usable address: make the runner subnet at least a /28",
         );
       }
     }
   });
   zoneNames.forEach((zone) => {
     if (!runnerOfZone.has(zone) && lab.runners.every((x) => x.zone !== zone)) {
-      r.error(['aws', 'zones', zone], `zone ${zone} has no runner`, 'add one runner for this zone (its workers route the intranet through it), or remove the zone', { key: true });
+      r.error(
+        ["aws", "zones", zone],
+        `zone ${zone} has no runner`,
+        "add one runner for this zone (its workers route the intranet through it), or remove the zone",
+        { key: true },
+      );
     }
   });
 
@@ -287,119 +435,221 @@ export function checkLab(source: LabSource, lab: LabInput): Diagnostic[] {
   checkEgressAndNames(r, lab, intranet);
   checkBucketsAndPipeline(r, lab);
 
-  for (const i of intranet) checkReservedRanges(r, i.path, i.net, 'intranet CIDR');
+  for (const i of intranet)
+    checkReservedRanges(r, i.path, i.net, "intranet CIDR");
   return r.list;
 }
 
 /** `.14` for `10.0.0.14`: the short form people use for an address within a small subnet. */
 function lastOctet(address: string): string {
-  return `.${address.split('.')[3]}`;
+  return `.${address.split(".")[3]}`;
 }
 
-function checkReservedRanges(r: Reporter, path: YamlPath, net: Net, what: string): void {
+function checkReservedRanges(
+  r: Reporter,
+  path: YamlPath,
+  net: Net,
+  what: string,
+): void {
   for (const f of FORBIDDEN) {
     if (overlaps(net, f.net)) {
-      r.error(path, `${what} ${net.text} overlaps ${f.net.text}, ${f.why}`, 'traffic to it would never reach the tunnel: choose another range (the lab must renumber, or leave this range out)');
+      r.error(
+        path,
+        `${what} ${net.text} overlaps ${f.net.text}, ${f.why}`,
+        "traffic to it would never reach the tunnel: choose another range (the lab must renumber, or leave this range out)",
+      );
     }
   }
   const pool = DOCKER_POOLS.find((p) => overlaps(net, p));
   if (pool) {
-    r.warn(path, `${what} ${net.text} overlaps Docker's default address pool ${pool.text}`, 'a Docker network created from that pool on a runner or worker would shadow this route; set Docker\'s default-address-pools to avoid it');
+    r.warn(
+      path,
+      `${what} ${net.text} overlaps Docker's default address pool ${pool.text}`,
+      "a Docker network created from that pool on a runner or worker would shadow this route; set Docker's default-address-pools to avoid it",
+    );
   }
 }
 
 /** Per tunnel type: which per-runner fields are required, which make no sense, and the tunnel address rules. */
-function checkTunnels(r: Reporter, lab: LabInput, vpc: Net | undefined, intranet: readonly { path: YamlPath; net: Net }[]): void {
+function checkTunnels(
+  r: Reporter,
+  lab: LabInput,
+  vpc: Net | undefined,
+  intranet: readonly { path: YamlPath; net: Net }[],
+): void {
   const vpn = lab.vpn;
-  type Field = keyof LabInput['runners'][number]['vpn'];
+  type Field = keyof LabInput["runners"][number]["vpn"];
   let required: Field[];
   let kind: string;
   switch (vpn.type) {
-    case 'openvpn':
+    case "openvpn":
       kind = `openvpn ${vpn.auth}`;
-      required = vpn.auth === 'static-key' ? ['static_key', 'local_ip', 'remote_ip'] : ['cert', 'key'];
-      if (vpn.auth === 'static-key' && (lab.intranet.nameservers ?? []).length === 0) {
-        r.error(['intranet'], 'intranet.nameservers is required for openvpn static-key', 'a static-key tunnel has no control channel, so no nameserver is pushed: list the lab\'s DNS servers in intranet.nameservers');
+      required =
+        vpn.auth === "static-key"
+          ? ["static_key", "local_ip", "remote_ip"]
+          : ["cert", "key"];
+      if (
+        vpn.auth === "static-key" &&
+        (lab.intranet.nameservers ?? []).length === 0
+      ) {
+        r.error(
+          ["intranet"],
+          "intranet.nameservers is required for openvpn static-key",
+          "a static-key tunnel has no control channel, so no nameserver is pushed: list the lab's DNS servers in intranet.nameservers",
+        );
       }
-      if (vpn.auth === 'tls' && vpn.ca === undefined) {
-        r.error(['vpn'], 'vpn.ca is required for openvpn tls', 'add vpn.ca: the path of the lab\'s CA certificate on the runners, e.g. /etc/gen-lab/foo/ca.crt');
+      if (vpn.auth === "tls" && vpn.ca === undefined) {
+        r.error(
+          ["vpn"],
+          "vpn.ca is required for openvpn tls",
+          "add vpn.ca: the path of the lab's CA certificate on the runners, e.g. /etc/gen-lab/foo/ca.crt",
+        );
       }
-      if (vpn.auth === 'static-key' && vpn.ca !== undefined) {
-        r.error(['vpn', 'ca'], 'vpn.ca is not used by openvpn static-key', 'remove it, or set vpn.auth: tls', { key: true });
+      if (vpn.auth === "static-key" && vpn.ca !== undefined) {
+        r.error(
+          ["vpn", "ca"],
+          "vpn.ca is not used by openvpn static-key",
+          "remove it, or set vpn.auth: tls",
+          { key: true },
+        );
       }
       break;
-    case 'wireguard':
-      kind = 'wireguard';
-      required = ['private_key_file', 'address'];
+    case "wireguard":
+      kind = "wireguard";
+      required = ["private_key_file", "address"];
       break;
-    case 'ipsec':
-      kind = 'ipsec';
-      required = ['psk_file'];
+    case "ipsec":
+      kind = "ipsec";
+      required = ["psk_file"];
       break;
   }
-  const all: Field[] = ['port', 'static_key', 'key_direction', 'local_ip', 'remote_ip', 'cert', 'key', 'private_key_file', 'address', 'psk_file'];
-  const allowed = new Set<Field>([...required, ...(vpn.type === 'ipsec' ? [] : (['port'] as Field[])), ...(kind === 'openvpn static-key' ? (['key_direction'] as Field[]) : [])]);
+  const all: Field[] = [
+    "port",
+    "static_key",
+    "key_direction",
+    "local_ip",
+    "remote_ip",
+    "cert",
+    "key",
+    "private_key_file",
+    "address",
+    "psk_file",
+  ];
+  const allowed = new Set<Field>([
+    ...required,
+    ...(vpn.type === "ipsec" ? [] : (["port"] as Field[])),
+    ...(kind === "openvpn static-key" ? (["key_direction"] as Field[]) : []),
+  ]);
 
   const tunnelAddresses: { path: YamlPath; net: Net; runner: string }[] = [];
   lab.runners.forEach((runner, i) => {
-    const base: YamlPath = ['runners', i, 'vpn'];
+    const base: YamlPath = ["runners", i, "vpn"];
     for (const f of required) {
-      if (runner.vpn[f] === undefined) r.error(base, `${f} is required for ${kind}`, fieldHint(f, lab.name, runner.name));
+      if (runner.vpn[f] === undefined)
+        r.error(
+          base,
+          `${f} is required for ${kind}`,
+          fieldHint(f, lab.name, runner.name),
+        );
     }
     for (const f of all) {
       if (!allowed.has(f) && runner.vpn[f] !== undefined) {
-        r.error([...base, f], `${f} is not used by ${kind}`, `remove it (fields for ${kind}: ${[...allowed].join(', ')})`, { key: true });
+        r.error(
+          [...base, f],
+          `${f} is not used by ${kind}`,
+          `remove it (fields for ${kind}: ${[...allowed].join(", ")})`,
+          { key: true },
+        );
       }
     }
-    if (kind === 'openvpn static-key') {
-      for (const f of ['local_ip', 'remote_ip'] as const) {
+    if (kind === "openvpn static-key") {
+      for (const f of ["local_ip", "remote_ip"] as const) {
         const a = runner.vpn[f];
-        if (a !== undefined) tunnelAddresses.push({ path: [...base, f], net: hostNet(a), runner: runner.name });
+        if (a !== undefined)
+          tunnelAddresses.push({
+            path: [...base, f],
+            net: hostNet(a),
+            runner: runner.name,
+          });
       }
-      if (runner.vpn.local_ip !== undefined && runner.vpn.local_ip === runner.vpn.remote_ip) {
-        r.error([...base, 'remote_ip'], 'remote_ip equals local_ip', 'the two ends of the tunnel need two addresses, e.g. 10.255.0.2 and 10.255.0.1');
+      if (
+        runner.vpn.local_ip !== undefined &&
+        runner.vpn.local_ip === runner.vpn.remote_ip
+      ) {
+        r.error(
+          [...base, "remote_ip"],
+          "remote_ip equals local_ip",
+          "the two ends of the tunnel need two addresses, e.g. 10.255.0.2 and 10.255.0.1",
+        );
       }
     }
-    if (vpn.type === 'wireguard' && runner.vpn.address !== undefined) {
-      const [addr] = runner.vpn.address.split('/');
-      tunnelAddresses.push({ path: [...base, 'address'], net: hostNet(addr!), runner: runner.name });
+    if (vpn.type === "wireguard" && runner.vpn.address !== undefined) {
+      const [addr] = runner.vpn.address.split("/");
+      tunnelAddresses.push({
+        path: [...base, "address"],
+        net: hostNet(addr!),
+        runner: runner.name,
+      });
     }
   });
   pairwise(tunnelAddresses, (a, b) => {
     if (overlaps(a.net, b.net)) {
-      r.error(b.path, `tunnel address ${b.net.text.replace('/32', '')} is also used at ${formatPath(a.path)}${a.runner !== b.runner ? ` (runner ${a.runner})` : ''}`, 'every runner needs its own tunnel addresses');
+      r.error(
+        b.path,
+        `tunnel address ${b.net.text.replace("/32", "")} is also used at ${formatPath(a.path)}${a.runner !== b.runner ? ` (runner ${a.runner})` : ""}`,
+        "every runner needs its own tunnel addresses",
+      );
     }
   });
   for (const t of tunnelAddresses) {
-    if (vpc && overlaps(t.net, vpc)) r.error(t.path, `tunnel address ${t.net.text.replace('/32', '')} is inside the VPC ${vpc.text}`, 'pick tunnel addresses outside the VPC and the intranet, e.g. from 10.255.0.0/24');
+    if (vpc && overlaps(t.net, vpc))
+      r.error(
+        t.path,
+        `tunnel address ${t.net.text.replace("/32", "")} is inside the VPC ${vpc.text}`,
+        "pick tunnel addresses outside the VPC and the intranet, e.g. from 10.255.0.0/24",
+      );
     for (const i of intranet) {
-      if (overlaps(t.net, i.net)) r.error(t.path, `tunnel address ${t.net.text.replace('/32', '')} is inside the intranet ${i.net.text}`, 'pick tunnel addresses outside the VPC and the intranet, e.g. from 10.255.0.0/24');
+      if (overlaps(t.net, i.net))
+        r.error(
+          t.path,
+          `tunnel address ${t.net.text.replace("/32", "")} is inside the intranet ${i.net.text}`,
+          "pick tunnel addresses outside the VPC and the intranet, e.g. from 10.255.0.0/24",
+        );
     }
-    checkReservedRanges(r, t.path, t.net, 'tunnel address');
+    checkReservedRanges(r, t.path, t.net, "tunnel address");
   }
 }
 
 function fieldHint(field: string, lab: string, runner: string): string {
   const examples: Record<string, string> = {
     static_key: `static_key: /etc/gen-lab/${lab}/${runner}.key`,
-    local_ip: 'local_ip: 10.255.0.2',
-    remote_ip: 'remote_ip: 10.255.0.1',
+    local_ip: "local_ip: 10.255.0.2",
+    remote_ip: "remote_ip: 10.255.0.1",
     cert: `cert: /etc/gen-lab/${lab}/${runner}.crt`,
     key: `key: /etc/gen-lab/${lab}/${runner}.pem`,
     private_key_file: `private_key_file: /etc/gen-lab/${lab}/${runner}.wg`,
-    address: 'address: 10.255.0.2/32',
+    address: "address: 10.255.0.2/32",
     psk_file: `psk_file: /etc/gen-lab/${lab}/${runner}.psk`,
   };
   return `add ${examples[field] ?? field}`;
 }
 
 /** Credential paths of every runner, with where they were written. */
-export function credentialPaths(lab: LabInput): { path: YamlPath; file: string; runner: string }[] {
+export function credentialPaths(
+  lab: LabInput,
+): { path: YamlPath; file: string; runner: string }[] {
   const out: { path: YamlPath; file: string; runner: string }[] = [];
   lab.runners.forEach((runner, i) => {
-    for (const f of ['static_key', 'cert', 'key', 'private_key_file', 'psk_file'] as const) {
+    for (const f of [
+      "static_key",
+      "cert",
+      "key",
+      "private_key_file",
+      "psk_file",
+    ] as const) {
       const file = runner.vpn[f];
-      if (file !== undefined) out.push({ path: ['runners', i, 'vpn', f], file, runner: runner.name });
+      if (file !== undefined)
+        out.push({ path: ["runners", i, "vpn", f], file, runner: runner.name });
     }
   });
   return out;
@@ -410,23 +660,37 @@ function checkCredentials(r: Reporter, lab: LabInput): void {
     if (a.file === b.file) {
       r.error(
         b.path,
-        `${b.file} is also used at ${formatPath(a.path)}${a.runner !== b.runner ? ` (runner ${a.runner})` : ''}`,
-        'credentials are per runner (a static key admits one client at a time): give each runner its own file',
+        `${b.file} is also used at ${formatPath(a.path)}${a.runner !== b.runner ? ` (runner ${a.runner})` : ""}`,
+        "credentials are per runner (a static key admits one client at a time): give each runner its own file",
       );
     }
   });
 }
 
-function checkNoSecrets(r: Reporter, value: unknown, path: (string | number)[]): void {
-  if (typeof value === 'string') {
+function checkNoSecrets(
+  r: Reporter,
+  value: unknown,
+  path: (string | number)[],
+): void {
+  if (typeof value === "string") {
     if (PEM_RE.test(value)) {
-      r.error(path, 'contains key or certificate material', 'never put secrets in a lab file: give the path of the file on the runner instead');
+      r.error(
+        path,
+        "contains key or certificate material",
+        "never put secrets in a lab file: give the path of the file on the runner instead",
+      );
     }
   } else if (Array.isArray(value)) {
     value.forEach((v, i) => checkNoSecrets(r, v, [...path, i]));
-  } else if (value !== null && typeof value === 'object') {
+  } else if (value !== null && typeof value === "object") {
     for (const [k, v] of Object.entries(value)) {
-      if (PEM_RE.test(k)) r.error([...path, k], 'contains key or certificate material', 'never put secrets in a lab file', { key: true });
+      if (PEM_RE.test(k))
+        r.error(
+          [...path, k],
+          "contains key or certificate material",
+          "never put secrets in a lab file",
+          { key: true },
+        );
       checkNoSecrets(r, v, [...path, k]);
     }
   }
@@ -437,75 +701,132 @@ export function underDomain(host: string, domain: string): boolean {
   return host === domain || host.endsWith(`.${domain}`);
 }
 
-function checkEgressAndNames(r: Reporter, lab: LabInput, intranet: readonly { path: YamlPath; net: Net }[]): void {
+function checkEgressAndNames(
+  r: Reporter,
+  lab: LabInput,
+  intranet: readonly { path: YamlPath; net: Net }[],
+): void {
   const domains = lab.intranet.domains;
   const underAny = (host: string) => domains.some((d) => underDomain(host, d));
   const beakerHost = new URL(lab.beaker.url).hostname;
   if (!underAny(beakerHost)) {
-    r.error(['beaker', 'url'], `host ${beakerHost} is not under intranet.domains (${domains.join(', ')})`, 'Beaker is reached through the tunnel: add its domain to intranet.domains, or fix the URL');
+    r.error(
+      ["beaker", "url"],
+      `host ${beakerHost} is not under intranet.domains (${domains.join(", ")})`,
+      "Beaker is reached through the tunnel: add its domain to intranet.domains, or fix the URL",
+    );
   }
-  pairwise(domains.map((d, i) => ({ d, i })), (a, b) => {
-    if (underDomain(a.d, b.d) || underDomain(b.d, a.d)) {
-      r.error(['intranet', 'domains', b.i], `${b.d} overlaps ${a.d} (intranet.domains[${a.i}])`, 'list a routing domain once; the parent domain already covers its subdomains');
-    }
-  });
+  pairwise(
+    domains.map((d, i) => ({ d, i })),
+    (a, b) => {
+      if (underDomain(a.d, b.d) || underDomain(b.d, a.d)) {
+        r.error(
+          ["intranet", "domains", b.i],
+          `${b.d} overlaps ${a.d} (intranet.domains[${a.i}])`,
+          "list a routing domain once; the parent domain already covers its subdomains",
+        );
+      }
+    },
+  );
   (lab.egress ?? []).forEach((e, i) => {
-    const path: YamlPath = ['egress', i, 'to'];
+    const path: YamlPath = ["egress", i, "to"];
     if (/^\d+\.\d+\.\d+\.\d+\/\d+$/.test(e.to)) {
       if (!hostBitsZero(e.to)) {
-        r.error(path, `${e.to} has host bits set`, `write the network address: ${networkOf(e.to)}`);
+        r.error(
+          path,
+          `${e.to} has host bits set`,
+          `write the network address: ${networkOf(e.to)}`,
+        );
         return;
       }
       const net = parseNet(e.to);
       if (!intranet.some((x) => contains(x.net, net))) {
-        r.error(path, `${e.to} is not inside intranet.cidrs`, 'egress only limits traffic into the intranet: use a range inside intranet.cidrs');
+        r.error(
+          path,
+          `${e.to} is not inside intranet.cidrs`,
+          "egress only limits traffic into the intranet: use a range inside intranet.cidrs",
+        );
       }
     } else if (/^[a-z0-9.-]+$/.test(e.to) && !/^\d+(\.\d+)*$/.test(e.to)) {
       if (!underAny(e.to)) {
-        r.error(path, `host ${e.to} is not under intranet.domains (${domains.join(', ')})`, 'name a host of the intranet, or a CIDR inside intranet.cidrs');
+        r.error(
+          path,
+          `host ${e.to} is not under intranet.domains (${domains.join(", ")})`,
+          "name a host of the intranet, or a CIDR inside intranet.cidrs",
+        );
       }
     } else {
-      r.error(path, `${JSON.stringify(e.to)} is neither a host name nor an IPv4 CIDR`, 'write a host under intranet.domains, e.g. beaker.foo.example.com, or a CIDR such as 10.20.5.0/24');
+      r.error(
+        path,
+        `${JSON.stringify(e.to)} is neither a host name nor an IPv4 CIDR`,
+        "write a host under intranet.domains, e.g. beaker.foo.example.com, or a CIDR such as 10.20.5.0/24",
+      );
     }
   });
 }
 
 /** S3 bucket rules that the generated name must obey (AWS "general purpose bucket naming rules"). */
 export function bucketNameProblem(name: string): string | undefined {
-  if (name.length < 3 || name.length > 63) return `is ${name.length} characters; S3 allows 3 to 63`;
-  if (!/^[a-z0-9][a-z0-9.-]*[a-z0-9]$/.test(name)) return 'must be lowercase letters, digits, dots and hyphens, starting and ending with a letter or digit';
-  if (name.includes('..')) return 'must not contain two adjacent dots';
-  if (/^\d+\.\d+\.\d+\.\d+$/.test(name)) return 'must not look like an IP address';
-  if (/^(xn--|sthree-|amzn-s3-demo-)/.test(name)) return 'must not start with xn--, sthree- or amzn-s3-demo-';
-  if (/(-s3alias|--ol-s3|\.mrap|--x-s3|--table-s3)$/.test(name)) return 'must not end with -s3alias, --ol-s3, .mrap, --x-s3 or --table-s3';
+  if (name.length < 3 || name.length > 63)
+    return `is ${name.length} characters; S3 allows 3 to 63`;
+  if (!/^[a-z0-9][a-z0-9.-]*[a-z0-9]$/.test(name))
+    return "must be lowercase letters, digits, dots and hyphens, starting and ending with a letter or digit";
+  if (name.includes("..")) return "must not contain two adjacent dots";
+  if (/^\d+\.\d+\.\d+\.\d+$/.test(name))
+    return "must not look like an IP address";
+  if (/^(xn--|sthree-|amzn-s3-demo-)/.test(name))
+    return "must not start with xn--, sthree- or amzn-s3-demo-";
+  if (/(-s3alias|--ol-s3|\.mrap|--x-s3|--table-s3)$/.test(name))
+    return "must not end with -s3alias, --ol-s3, .mrap, --x-s3 or --table-s3";
   return undefined;
 }
 
 function checkBucketsAndPipeline(r: Reporter, lab: LabInput): void {
   const seen = new Map<string, number>();
   lab.aws.buckets.forEach((purpose, i) => {
-    const path: YamlPath = ['aws', 'buckets', i];
+    const path: YamlPath = ["aws", "buckets", i];
     const name = bucketName(lab, purpose);
     const problem = bucketNameProblem(name);
-    if (problem) r.error(path, `bucket name ${name} ${problem}`, 'shorten the prefix, environment, lab name or bucket purpose');
+    if (problem)
+      r.error(
+        path,
+        `bucket name ${name} ${problem}`,
+        "shorten the prefix, environment, lab name or bucket purpose",
+      );
     const before = seen.get(purpose);
-    if (before !== undefined) r.error(path, `bucket ${purpose} is listed twice (aws.buckets[${before}])`, 'list each bucket purpose once');
+    if (before !== undefined)
+      r.error(
+        path,
+        `bucket ${purpose} is listed twice (aws.buckets[${before}])`,
+        "list each bucket purpose once",
+      );
     else seen.set(purpose, i);
   });
 
   const schedule = checkSchedule(lab.pipeline.schedule);
-  if (schedule) r.error(['pipeline', 'schedule'], `${JSON.stringify(lab.pipeline.schedule)}: ${schedule}`, 'write five cron fields (minute hour day-of-month month day-of-week), e.g. "0 */4 * * *"');
+  if (schedule)
+    r.error(
+      ["pipeline", "schedule"],
+      `${JSON.stringify(lab.pipeline.schedule)}: ${schedule}`,
+      'write five cron fields (minute hour day-of-month month day-of-week), e.g. "0 */4 * * *"',
+    );
 
   const triggers = new Map<string, number>();
   lab.pipeline.triggers.forEach((t, i) => {
     const before = triggers.get(t.name);
-    if (before !== undefined) r.error(['pipeline', 'triggers', i, 'name'], `trigger ${t.name} is already defined at pipeline.triggers[${before}]`, 'give each trigger a unique name');
+    if (before !== undefined)
+      r.error(
+        ["pipeline", "triggers", i, "name"],
+        `trigger ${t.name} is already defined at pipeline.triggers[${before}]`,
+        "give each trigger a unique name",
+      );
     else triggers.set(t.name, i);
   });
 }
 
 function pairwise<T>(items: readonly T[], f: (a: T, b: T) => void): void {
-  for (let j = 1; j < items.length; j++) for (let i = 0; i < j; i++) f(items[i]!, items[j]!);
+  for (let j = 1; j < items.length; j++)
+    for (let i = 0; i < j; i++) f(items[i]!, items[j]!);
 }
 
 /** One lab of a set, for the cross-lab rules. */
@@ -522,30 +843,67 @@ export function checkLabSet(labs: readonly CheckedLab[]): Diagnostic[] {
     const r = reporters.get(b)!;
     const ra = reporters.get(a)!;
     if (a.input.name === b.input.name) {
-      r.error(['name'], `lab name ${b.input.name} is also used by ${ra.where(['name'])}`, 'lab names must be unique: they name AWS resources, NM connections and output directories');
+      r.error(
+        ["name"],
+        `lab name ${b.input.name} is also used by ${ra.where(["name"])}`,
+        "lab names must be unique: they name AWS resources, NM connections and output directories",
+      );
     }
     for (const cb of credentialPaths(b.input)) {
       for (const ca of credentialPaths(a.input)) {
-        if (ca.file === cb.file) r.error(cb.path, `${cb.file} is also used by ${ra.where(ca.path)}`, 'credentials are per runner: give each runner of each lab its own file');
+        if (ca.file === cb.file)
+          r.error(
+            cb.path,
+            `${cb.file} is also used by ${ra.where(ca.path)}`,
+            "credentials are per runner: give each runner of each lab its own file",
+          );
       }
     }
-    const sameVpc = a.input.aws.vpc_id === b.input.aws.vpc_id && a.input.aws.region === b.input.aws.region;
+    const sameVpc =
+      a.input.aws.vpc_id === b.input.aws.vpc_id &&
+      a.input.aws.region === b.input.aws.region;
     if (!sameVpc) return;
     const rangesOf = (lab: LabInput) => {
       const list: { path: YamlPath; net: Net; what: string }[] = [];
-      lab.intranet.cidrs.forEach((c, i) => hostBitsZero(c) && list.push({ path: ['intranet', 'cidrs', i], net: parseNet(c), what: 'intranet CIDR' }));
+      lab.intranet.cidrs.forEach(
+        (c, i) =>
+          hostBitsZero(c) &&
+          list.push({
+            path: ["intranet", "cidrs", i],
+            net: parseNet(c),
+            what: "intranet CIDR",
+          }),
+      );
       for (const [zone, z] of Object.entries(lab.aws.zones)) {
-        for (const key of ['runner_subnet', 'worker_subnet'] as const) {
-          if (hostBitsZero(z[key])) list.push({ path: ['aws', 'zones', zone, key], net: parseNet(z[key]), what: 'subnet' });
+        for (const key of ["runner_subnet", "worker_subnet"] as const) {
+          if (hostBitsZero(z[key]))
+            list.push({
+              path: ["aws", "zones", zone, key],
+              net: parseNet(z[key]),
+              what: "subnet",
+            });
         }
       }
       lab.runners.forEach((runner, i) => {
-        for (const f of ['local_ip', 'remote_ip'] as const) {
+        for (const f of ["local_ip", "remote_ip"] as const) {
           const v = runner.vpn[f];
-          if (v !== undefined && lab.vpn.type === 'openvpn' && lab.vpn.auth === 'static-key') list.push({ path: ['runners', i, 'vpn', f], net: hostNet(v), what: 'tunnel address' });
+          if (
+            v !== undefined &&
+            lab.vpn.type === "openvpn" &&
+            lab.vpn.auth === "static-key"
+          )
+            list.push({
+              path: ["runners", i, "vpn", f],
+              net: hostNet(v),
+              what: "tunnel address",
+            });
         }
-        if (runner.vpn.address !== undefined && lab.vpn.type === 'wireguard') {
-          list.push({ path: ['runners', i, 'vpn', 'address'], net: hostNet(runner.vpn.address.split('/')[0]!), what: 'tunnel address' });
+        if (runner.vpn.address !== undefined && lab.vpn.type === "wireguard") {
+          list.push({
+            path: ["runners", i, "vpn", "address"],
+            net: hostNet(runner.vpn.address.split("/")[0]!),
+            what: "tunnel address",
+          });
         }
       });
       return list;
@@ -555,14 +913,22 @@ export function checkLabSet(labs: readonly CheckedLab[]): Diagnostic[] {
     for (const x of rb) {
       for (const y of rangeA) {
         if (x.what === y.what && overlaps(x.net, y.net)) {
-          r.error(x.path, `${x.what} ${x.net.text.replace(/\/32$/, '')} overlaps ${y.net.text.replace(/\/32$/, '')} of lab ${a.input.name} at ${ra.where(y.path)} (same VPC ${b.input.aws.vpc_id})`, `labs sharing a VPC need disjoint ${x.what === 'subnet' ? 'subnets' : x.what === 'intranet CIDR' ? 'intranet ranges (their routes would collide)' : 'tunnel addresses'}`);
+          r.error(
+            x.path,
+            `${x.what} ${x.net.text.replace(/\/32$/, "")} overlaps ${y.net.text.replace(/\/32$/, "")} of lab ${a.input.name} at ${ra.where(y.path)} (same VPC ${b.input.aws.vpc_id})`,
+            `labs sharing a VPC need disjoint ${x.what === "subnet" ? "subnets" : x.what === "intranet CIDR" ? "intranet ranges (their routes would collide)" : "tunnel addresses"}`,
+          );
         }
       }
     }
     b.input.intranet.domains.forEach((db, i) => {
       a.input.intranet.domains.forEach((da, j) => {
         if (underDomain(db, da) || underDomain(da, db)) {
-          r.error(['intranet', 'domains', i], `routing domain ${db} overlaps ${da} of lab ${a.input.name} at ${ra.where(['intranet', 'domains', j])} (same VPC)`, 'systemd-resolved would send one lab\'s names to the other lab\'s servers: keep routing domains disjoint');
+          r.error(
+            ["intranet", "domains", i],
+            `routing domain ${db} overlaps ${da} of lab ${a.input.name} at ${ra.where(["intranet", "domains", j])} (same VPC)`,
+            "systemd-resolved would send one lab's names to the other lab's servers: keep routing domains disjoint",
+          );
         }
       });
     });

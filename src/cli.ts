@@ -1,0 +1,191 @@
+import * as fs from "node:fs";
+import yargs from "yargs";
+import { excerpt, formatDiagnostic, type Diagnostic } from "./diagnostics.js";
+import {
+  checkLabFiles,
+  checkTree,
+  writeTree,
+  type TreeChange,
+} from "./emit.js";
+import { generate } from "./generate.js";
+
+/** Exit codes, documented in the README. */
+export const EXIT = { ok: 0, drift: 1, badInput: 2, internal: 3 } as const;
+
+interface Io {
+  readonly out: (s: string) => void;
+  readonly err: (s: string) => void;
+}
+
+const defaultIo: Io = {
+  out: (s) => process.stdout.write(s),
+  err: (s) => process.stderr.write(s),
+};
+
+function version(): string {
+  const pkg = JSON.parse(
+    fs.readFileSync(new URL("../package.json", import.meta.url), "utf8"),
+  ) as { version: string };
+  return pkg.version;
+}
+
+/** Run the command line; returns the exit code. Only this module and emit.ts touch the disk. */
+export async function main(
+  argv: readonly string[],
+  io: Io = defaultIo,
+): Promise<number> {
+  let usageError: string | undefined;
+  const parser = yargs([...argv])
+    .scriptName("gen-lab")
+    .usage(
+      "$0 <lab.yaml...> -o <dir> [--check]\n\nGenerate every runner, worker, cloud and pipeline file of each lab into <dir>/<lab>/.",
+    )
+    .command("$0 <labs..>", false)
+    .positional("labs", {
+      type: "string",
+      array: true,
+      describe: "lab files (labs/*.yaml); all are validated together",
+    })
+    .option("out", {
+      alias: "o",
+      type: "string",
+      demandOption: true,
+      describe: "output directory; each lab gets <out>/<lab>/",
+    })
+    .option("check", {
+      type: "boolean",
+      default: false,
+      describe:
+        "write nothing; print a unified diff of what would change and exit 1 if anything would",
+    })
+    .option("quiet", {
+      alias: "q",
+      type: "boolean",
+      default: false,
+      describe: "print only problems",
+    })
+    .example("$0 labs/foo.yaml -o out/", "generate out/foo/")
+    .example("$0 labs/*.yaml -o out/ --check", "fail CI when out/ is stale")
+    .epilog(
+      "Exit codes: 0 done (or no drift), 1 --check found drift, 2 invalid input or usage, 3 internal error.",
+    )
+    .version(version())
+    .help()
+    .strict()
+    .wrap(Math.min(100, process.stdout.columns || 100))
+    .exitProcess(false)
+    .fail((msg, e) => {
+      usageError = msg || e?.message || "invalid arguments";
+    });
+
+  let args: {
+    labs?: string[];
+    out?: string;
+    check?: boolean;
+    quiet?: boolean;
+    help?: boolean;
+    version?: boolean;
+  };
+  let printed = "";
+  try {
+    args = (await parser.parseAsync([...argv], {}, (_e, _a, output) => {
+      printed = output;
+    })) as typeof args;
+  } catch (e) {
+    usageError ??= e instanceof Error ? e.message : String(e);
+    args = {};
+  }
+  if (usageError !== undefined) {
+    io.err(`gen-lab: ${usageError}\nRun gen-lab --help for usage.\n`);
+    return EXIT.badInput;
+  }
+  if (printed !== "") {
+    io.out(`${printed}\n`);
+    return EXIT.ok;
+  }
+  if (!args.labs || !args.out) return EXIT.ok;
+
+  const result = checkLabFiles(args.labs);
+  printDiagnostics(result.diagnostics, io);
+  if (!result.labs) {
+    const errors = result.diagnostics.filter(
+      (d) => d.severity === "error",
+    ).length;
+    io.err(`gen-lab: ${errors} error(s); nothing written.\n`);
+    return EXIT.badInput;
+  }
+  const files = generate(result.labs);
+
+  if (args.check) {
+    const { changes, diff } = checkTree(args.out, files);
+    const drift = changes.filter(
+      (c) => c.added.length + c.changed.length + c.removed.length > 0,
+    );
+    if (drift.length === 0) {
+      if (!args.quiet)
+        io.out(
+          `gen-lab: ${args.out} is up to date (${describeLabs(changes)}).\n`,
+        );
+      return EXIT.ok;
+    }
+    io.out(diff);
+    io.err(
+      `gen-lab: ${args.out} is stale: ${drift.map(summarize).join("; ")}. Run gen-lab without --check to update it.\n`,
+    );
+    return EXIT.drift;
+  }
+
+  const changes = writeTree(args.out, files);
+  if (!args.quiet) {
+    for (const c of changes)
+      io.out(
+        `gen-lab: ${args.out.replace(/\/$/, "")}/${c.lab}: ${summarize(c)}\n`,
+      );
+  }
+  return EXIT.ok;
+}
+
+function describeLabs(changes: readonly TreeChange[]): string {
+  return `${changes.length} lab(s), ${changes.reduce((n, c) => n + c.unchanged, 0)} files`;
+}
+
+function summarize(c: TreeChange): string {
+  const total = c.added.length + c.changed.length + c.unchanged;
+  if (c.added.length + c.changed.length + c.removed.length === 0)
+    return `${total} files, unchanged`;
+  return `${total} files: ${c.added.length} added, ${c.changed.length} changed, ${c.removed.length} removed, ${c.unchanged} unchanged`;
+}
+
+function printDiagnostics(list: readonly Diagnostic[], io: Io): void {
+  const texts = new Map<string, string>();
+  for (const d of list) {
+    io.err(`${formatDiagnostic(d)}\n`);
+    if (!texts.has(d.file)) {
+      try {
+        texts.set(
+          d.file,
+          fs.statSync(d.file).size <= 1 << 20
+            ? fs.readFileSync(d.file, "utf8")
+            : "",
+        );
+      } catch {
+        texts.set(d.file, "");
+      }
+    }
+    const shown = excerpt(d, texts.get(d.file) ?? "");
+    if (shown !== "") io.err(`${shown}\n`);
+  }
+}
+
+/** Entry point of bin/gen-lab.js: never a stack trace for the user, unless GEN_LAB_DEBUG is set. */
+export async function run(): Promise<void> {
+  try {
+    process.exitCode = await main(process.argv.slice(2));
+  } catch (e) {
+    if (process.env["GEN_LAB_DEBUG"]) throw e;
+    process.stderr.write(
+      `gen-lab: internal error: ${e instanceof Error ? e.message : String(e)}\n(set GEN_LAB_DEBUG=1 for details, and please report it)\n`,
+    );
+    process.exitCode = EXIT.internal;
+  }
+}

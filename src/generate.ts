@@ -1,0 +1,81 @@
+import { createHash } from "node:crypto";
+import { byPath, MODE_PUBLIC, type GeneratedFile } from "./file.js";
+import type { LabModel, RunnerModel } from "./model.js";
+import { renderRunnerResolved, renderSysctl } from "./render/drop-ins.js";
+import { renderDispatcher } from "./render/dispatcher.js";
+import { renderKeyfiles } from "./render/nm-keyfiles.js";
+import { paths } from "./render/paths.js";
+import { renderWorkerUserData } from "./render/worker-user-data.js";
+
+/** What one runner gets: its rootfs overlay and its workers' user data. */
+function renderRunner(lab: LabModel, runner: RunnerModel): GeneratedFile[] {
+  return [
+    ...renderKeyfiles(lab, runner),
+    renderDispatcher(lab, runner),
+    renderSysctl(lab, runner),
+    renderRunnerResolved(lab, runner),
+    renderWorkerUserData(lab, runner),
+  ];
+}
+
+/** Renderers of files that exist once per lab. */
+const LAB_RENDERERS: readonly ((lab: LabModel) => GeneratedFile[])[] = [];
+
+/** Every file of one lab, sorted by path, ending with its manifest. Pure. */
+export function generateLab(lab: LabModel): GeneratedFile[] {
+  const files = [
+    ...lab.runners.flatMap((r) => renderRunner(lab, r)),
+    ...LAB_RENDERERS.flatMap((render) => render(lab)),
+  ].sort(byPath);
+  return [...files, renderManifest(lab, files)].sort(byPath);
+}
+
+/** Every file of a set of labs (already validated together), sorted by path. Pure. */
+export function generate(
+  labs: LabModel | readonly LabModel[],
+): GeneratedFile[] {
+  const list = Array.isArray(labs)
+    ? (labs as readonly LabModel[])
+    : [labs as LabModel];
+  return list.flatMap(generateLab).sort(byPath);
+}
+
+/** The manifest's entry for one file; paths relative to the lab directory. */
+export interface ManifestEntry {
+  readonly path: string;
+  readonly mode: string;
+  readonly sha256: string;
+}
+
+export interface Manifest {
+  readonly generator: "gen-lab";
+  readonly lab: string;
+  readonly files: readonly ManifestEntry[];
+}
+
+export const MANIFEST_NAME = ".gen-lab-manifest.json";
+
+export function sha256(contents: string): string {
+  return createHash("sha256").update(contents, "utf8").digest("hex");
+}
+
+function renderManifest(
+  lab: LabModel,
+  files: readonly GeneratedFile[],
+): GeneratedFile {
+  const prefix = `${lab.name}/`;
+  const manifest: Manifest = {
+    generator: "gen-lab",
+    lab: lab.name,
+    files: files.map((f) => ({
+      path: f.path.slice(prefix.length),
+      mode: f.mode.toString(8).padStart(4, "0"),
+      sha256: sha256(f.contents),
+    })),
+  };
+  return {
+    path: paths.manifest(lab),
+    mode: MODE_PUBLIC,
+    contents: `${JSON.stringify(manifest, null, 2)}\n`,
+  };
+}

@@ -1,0 +1,62 @@
+/**
+ * NetworkManager keyfiles are GLib key files, not INI files in the `ini` package's sense:
+ * lists are `a;b;` with `;` as separator, section names may contain dots (`[wireguard-peer.<key>]`),
+ * and GLib escapes with `\s \n \t \r \\`. The `ini` package escapes `;` as `\;` (which GLib reads
+ * as a literal semicolon inside one list element) and quotes dotted section names, so keyfiles
+ * are built here as data and serialized by this small writer.
+ */
+
+/** A keyfile value: text, a number, a boolean (`true`/`false`) or a list (`a;b;`). */
+export type KeyfileValue = string | number | boolean | readonly string[];
+
+export interface KeyfileSection {
+  readonly name: string;
+  /** Key/value pairs in the order written; `undefined` values are left out. */
+  readonly entries: readonly (readonly [string, KeyfileValue | undefined])[];
+}
+
+const KEY_RE = /^[A-Za-z0-9][A-Za-z0-9._-]*$/;
+
+/** Serialize sections after `#` comment lines. Throws on a key or section name GLib cannot hold (a programming error). */
+export function serializeKeyfile(
+  comments: readonly string[],
+  sections: readonly KeyfileSection[],
+): string {
+  const out: string[] = comments.map((c) => `# ${c}`.trimEnd());
+  for (const section of sections) {
+    if (section.name === "" || /[[\]\x00-\x1f]/.test(section.name))
+      throw new Error(
+        `invalid keyfile section name ${JSON.stringify(section.name)}`,
+      );
+    if (out.length > 0) out.push("");
+    out.push(`[${section.name}]`);
+    for (const [key, value] of section.entries) {
+      if (value === undefined) continue;
+      if (!KEY_RE.test(key))
+        throw new Error(`invalid keyfile key ${JSON.stringify(key)}`);
+      out.push(`${key}=${formatValue(value)}`);
+    }
+  }
+  return `${out.join("\n")}\n`;
+}
+
+function formatValue(value: KeyfileValue): string {
+  if (typeof value === "boolean") return value ? "true" : "false";
+  if (typeof value === "number") {
+    if (!Number.isFinite(value))
+      throw new Error(`invalid keyfile number ${value}`);
+    return String(value);
+  }
+  if (typeof value === "string") return escapeString(value);
+  return value.map((v) => `${escapeString(v).replace(/;/g, "\\;")};`).join("");
+}
+
+function escapeString(s: string): string {
+  let out = s
+    .replace(/\\/g, "\\\\")
+    .replace(/\n/g, "\\n")
+    .replace(/\t/g, "\\t")
+    .replace(/\r/g, "\\r");
+  if (out.startsWith(" ")) out = `\\s${out.slice(1)}`;
+  return out;
+}

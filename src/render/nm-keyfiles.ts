@@ -1,0 +1,184 @@
+import { generatedHeader, MODE_SECRET, type GeneratedFile } from "../file.js";
+import { serializeKeyfile, type KeyfileSection } from "../keyfile.js";
+import type { LabModel, RunnerModel } from "../model.js";
+import { paths } from "./paths.js";
+
+/** NM's D-Bus name of the OpenVPN and libreswan plugins (NetworkManager-openvpn, NetworkManager-libreswan). */
+export const OPENVPN_SERVICE = "org.freedesktop.NetworkManager.openvpn";
+export const LIBRESWAN_SERVICE = "org.freedesktop.NetworkManager.libreswan";
+
+/**
+ * Above the 0 of a distribution's default wired profile, so NM picks the uplink (and with it
+ * the tunnel as secondary) when the interface appears.
+ */
+export const UPLINK_AUTOCONNECT_PRIORITY = 100;
+
+/** The kernel's limit for interface names is 15 characters. */
+export function wireguardInterface(lab: LabModel): string {
+  return `wg-${lab.name}`.slice(0, 15);
+}
+
+/** The tunnel keyfile and the uplink keyfile of one runner, both 0600 (keyfiles may hold secrets, and NM refuses group/world-readable ones). */
+export function renderKeyfiles(
+  lab: LabModel,
+  runner: RunnerModel,
+): GeneratedFile[] {
+  const root = paths.rootfs(lab, runner);
+  const header = [generatedHeader(lab.sourceName, `runner ${runner.name}`)];
+  return [
+    {
+      path: `${root}/${paths.vpnKeyfile(lab)}`,
+      mode: MODE_SECRET,
+      contents: serializeKeyfile(header, vpnSections(lab, runner)),
+    },
+    {
+      path: `${root}/${paths.uplinkKeyfile(lab)}`,
+      mode: MODE_SECRET,
+      contents: serializeKeyfile(header, uplinkSections(lab, runner)),
+    },
+  ];
+}
+
+/** The [ipv4] section every tunnel type shares: lab routes only, never the default route, split DNS. */
+function ipv4Section(
+  lab: LabModel,
+  address: string | undefined,
+): KeyfileSection {
+  const nameservers = lab.intranet.nameservers;
+  return {
+    name: "ipv4",
+    entries: [
+      ["method", address === undefined ? "auto" : "manual"],
+      ["address1", address],
+      ...lab.intranet.cidrs.map((cidr, i) => [`route${i + 1}`, cidr] as const),
+      ["never-default", true],
+      ["dns", nameservers.length > 0 ? nameservers : undefined],
+      // `~domain`: a routing-only domain, so systemd-resolved sends just these names to the lab's servers.
+      ["dns-search", lab.intranet.domains.map((d) => `~${d}`)],
+      ["ignore-auto-dns", nameservers.length > 0 ? true : undefined],
+    ],
+  };
+}
+
+export function vpnSections(
+  lab: LabModel,
+  runner: RunnerModel,
+): KeyfileSection[] {
+  const t = runner.tunnel;
+  const connection = (
+    type: string,
+    extra: KeyfileSection["entries"] = [],
+  ): KeyfileSection => ({
+    name: "connection",
+    entries: [
+      ["id", runner.connections.vpnId],
+      ["uuid", runner.connections.vpnUuid],
+      ["type", type],
+      ...extra,
+      // Started as the uplink's secondary, never on its own.
+      ["autoconnect", false],
+    ],
+  });
+  const ipv6: KeyfileSection = {
+    name: "ipv6",
+    entries: [["method", "ignore"]],
+  };
+
+  switch (t.type) {
+    case "openvpn":
+      return [
+        connection("vpn"),
+        {
+          name: "vpn",
+          entries: [
+            ["service-type", OPENVPN_SERVICE],
+            ["connection-type", t.auth === "static-key" ? "static-key" : "tls"],
+            ["remote", t.remote],
+            ["port", String(t.port)],
+            ["proto-tcp", t.protocol === "tcp" ? "yes" : undefined],
+            ["cipher", t.cipher],
+            ...(t.auth === "static-key"
+              ? ([
+                  ["static-key", t.staticKey],
+                  ["static-key-direction", String(t.keyDirection)],
+                  ["local-ip", t.localIp],
+                  ["remote-ip", t.remoteIp],
+                ] as const)
+              : ([
+                  ["ca", t.ca],
+                  ["cert", t.cert],
+                  ["key", t.key],
+                  // The key file is not encrypted: no passphrase to ask for, so no secret agent is needed.
+                  ["cert-pass-flags", "4"],
+                ] as const)),
+          ],
+        },
+        ipv4Section(lab, undefined),
+        ipv6,
+      ];
+    case "wireguard":
+      return [
+        connection("wireguard", [["interface-name", wireguardInterface(lab)]]),
+        {
+          name: "wireguard",
+          entries: [
+            // Only the lab's routes: the intranet routes come from [ipv4], not from allowed-ips.
+            ["peer-routes", false],
+          ],
+        },
+        {
+          name: `wireguard-peer.${t.publicKey}`,
+          entries: [
+            ["endpoint", `${t.remote}:${t.port}`],
+            ["allowed-ips", lab.intranet.cidrs],
+            ["persistent-keepalive", t.keepalive > 0 ? t.keepalive : undefined],
+          ],
+        },
+        ipv4Section(lab, t.address),
+        { name: "ipv6", entries: [["method", "disabled"]] },
+      ];
+    case "ipsec":
+      return [
+        connection("vpn"),
+        {
+          name: "vpn",
+          entries: [
+            ["service-type", LIBRESWAN_SERVICE],
+            ["ikev2", "insist"],
+            ["right", t.remote],
+            ["ike", t.ike],
+            ["remote-network", lab.intranet.cidrs.join(",")],
+            // The PSK is put into [vpn-secrets] on the runner by the generated loader, from psk_file.
+            ["pskinputmodes", "save"],
+            ["pskvalue-flags", "0"],
+          ],
+        },
+        ipv4Section(lab, undefined),
+        ipv6,
+      ];
+  }
+}
+
+export function uplinkSections(
+  lab: LabModel,
+  runner: RunnerModel,
+): KeyfileSection[] {
+  return [
+    {
+      name: "connection",
+      entries: [
+        ["id", runner.connections.uplinkId],
+        ["uuid", runner.connections.uplinkUuid],
+        ["type", "ethernet"],
+        ["interface-name", runner.interface],
+        ["autoconnect", true],
+        ["autoconnect-priority", UPLINK_AUTOCONNECT_PRIORITY],
+        // The tunnel comes up whenever the uplink does.
+        ["secondaries", [runner.connections.vpnUuid]],
+      ],
+    },
+    { name: "ethernet", entries: [] },
+    { name: "ipv4", entries: [["method", "auto"]] },
+    { name: "ipv6", entries: [["method", "auto"]] },
+  ];
+}

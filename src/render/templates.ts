@@ -1,0 +1,42 @@
+import { fileURLToPath } from "node:url";
+import nunjucks from "nunjucks";
+
+/**
+ * The one nunjucks environment. Templates are for shell scripts and prose; they print a flat
+ * view model prepared in TypeScript and compute nothing. Found relative to this module
+ * (src/render or dist/render), never the working directory.
+ */
+const TEMPLATE_DIR = fileURLToPath(
+  new URL("../../templates/", import.meta.url),
+);
+
+let env: nunjucks.Environment | undefined;
+
+function environment(): nunjucks.Environment {
+  if (env) return env;
+  env = new nunjucks.Environment(
+    new nunjucks.FileSystemLoader(TEMPLATE_DIR, { noCache: false }),
+    {
+      // Output is shell and Markdown, not HTML; quoting is explicit with the `sh` filter.
+      autoescape: false,
+      // A missing view-model field is a bug: fail instead of printing an empty string into a script.
+      throwOnUndefined: true,
+      trimBlocks: true,
+      lstripBlocks: true,
+    },
+  );
+  env.addFilter("sh", shellQuote);
+  return env;
+}
+
+/** Quote one word for bash: single quotes, with embedded single quotes closed and escaped. */
+export function shellQuote(value: unknown): string {
+  const s = String(value);
+  if (/^[A-Za-z0-9_@%+=:,./-]+$/.test(s)) return s;
+  return `'${s.replace(/'/g, `'\\''`)}'`;
+}
+
+export function renderTemplate(name: string, view: object): string {
+  const text = environment().render(name, view);
+  return text.endsWith("\n") ? text : `${text}\n`;
+}
