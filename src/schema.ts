@@ -16,14 +16,12 @@ const err = (message: string, hint: string): string =>
 export const SUPPORTED_VERSIONS = [1] as const;
 
 const pattern = (re: RegExp, what: string, example: string) =>
-  z
-    .string()
-    .regex(re, {
-      error: err(
-        `must be ${what} (${re.source})`,
-        `for example ${JSON.stringify(example)}`,
-      ),
-    });
+  z.string().regex(re, {
+    error: err(
+      `must be ${what} (${re.source})`,
+      `for example ${JSON.stringify(example)}`,
+    ),
+  });
 
 /** Dotted-quad IPv4 without leading zeros: the only form every consumer (NM, iptables, AWS) reads alike. */
 const IPV4_RE =
@@ -81,11 +79,9 @@ const nonEmpty = <T extends z.ZodType>(
   what: string,
   example: string,
 ) =>
-  z
-    .array(item)
-    .min(1, {
-      error: err(`needs at least one ${what}`, `for example [${example}]`),
-    });
+  z.array(item).min(1, {
+    error: err(`needs at least one ${what}`, `for example [${example}]`),
+  });
 
 const OpenVpnSchema = z.strictObject({
   type: z.literal("openvpn"),

@@ -178,10 +178,17 @@ function firstLine(s: string): string {
   return s.split("\n")[0] ?? s;
 }
 
-/** Walk the YAML tree along `path` as far as it exists; return the start offset of the node reached. */
+/**
+ * Walk the YAML tree along `path` as far as it exists and return an offset to point at:
+ * a scalar's value; for a mapping or list (or a key missing below it) the key that names it,
+ * which is where a reader looks for "this section".
+ */
 function findOffset(doc: Document, path: YamlPath, wantKey: boolean): number {
   let node: unknown = doc.contents;
-  let offset = (doc.contents as Node | null)?.range?.[0] ?? 0;
+  let valueOffset = (doc.contents as Node | null)?.range?.[0] ?? 0;
+  let keyOffset: number | undefined;
+  const here = () =>
+    isScalar(node) || keyOffset === undefined ? valueOffset : keyOffset;
   for (let i = 0; i < path.length; i++) {
     const step = path[i];
     const last = i === path.length - 1;
@@ -190,20 +197,22 @@ function findOffset(doc: Document, path: YamlPath, wantKey: boolean): number {
       const pair = node.items.find(
         (p) => isPair(p) && isScalar(p.key) && String(p.key.value) === step,
       );
-      if (!pair) return offset;
+      if (!pair) return keyOffset ?? valueOffset;
       const key = pair.key as Node;
-      if (last && wantKey && key.range) return key.range[0];
       const value = pair.value as Node | null;
-      offset = value?.range?.[0] ?? key.range?.[0] ?? offset;
+      keyOffset = key.range?.[0];
+      valueOffset = value?.range?.[0] ?? keyOffset ?? valueOffset;
+      if (last && wantKey && keyOffset !== undefined) return keyOffset;
       node = value;
     } else if (isSeq(node) && typeof step === "number") {
       const item = node.items[step] as Node | undefined;
-      if (!item) return offset;
-      offset = item.range?.[0] ?? offset;
+      if (!item) return here();
+      keyOffset = undefined;
+      valueOffset = item.range?.[0] ?? valueOffset;
       node = item;
     } else {
-      return offset;
+      return here();
     }
   }
-  return offset;
+  return here();
 }

@@ -72,11 +72,16 @@ export function checkShape(source: LabSource): {
   input?: LabInput;
   diagnostics: Diagnostic[];
 } {
-  const parsed = LabSchema.safeParse(source.data);
-  if (parsed.success) return { input: parsed.data, diagnostics: [] };
   const r = new Reporter(source);
-  for (const issue of parsed.error.issues) reportIssue(r, issue);
-  return { diagnostics: r.list };
+  // Secrets are looked for first and whatever the shape: key material must never pass unnoticed.
+  checkNoSecrets(r, source.data, []);
+  const parsed = LabSchema.safeParse(source.data);
+  if (!parsed.success)
+    for (const issue of parsed.error.issues) reportIssue(r, issue);
+  return {
+    input: parsed.success && r.list.length === 0 ? parsed.data : undefined,
+    diagnostics: r.list,
+  };
 }
 
 function reportIssue(r: Reporter, issue: z.core.$ZodIssue): void {
@@ -274,7 +279,6 @@ const PEM_RE = /-----BEGIN|PRIVATE KEY-----/;
  */
 export function checkLab(source: LabSource, lab: LabInput): Diagnostic[] {
   const r = new Reporter(source);
-  checkNoSecrets(r, source.data, []);
 
   // CIDRs: host bits, then containment and overlaps.
   const nets: { path: YamlPath; net: Net; what: string }[] = [];

@@ -1,0 +1,668 @@
+/**
+ * One case per rule of lab-format.md: a small change to the example lab that breaks exactly
+ * that rule, and the diagnostic it must produce: the file, the line of the offending node,
+ * the YAML path, and words of the message. Then the CLI's contract for bad input: exit 2,
+ * no stack trace, nothing written.
+ */
+import * as fs from "node:fs";
+import * as path from "node:path";
+import { test } from "uvu";
+import * as assert from "uvu/assert";
+import { checkLabs, formatDiagnostic, type Diagnostic } from "../src/index.js";
+import { ROOT, runCli, tempDir } from "./helpers.js";
+
+const FOO = fs.readFileSync(path.join(ROOT, "labs", "foo.yaml"), "utf8");
+const FILE = "labs/foo.yaml";
+
+/** Replace one exact piece of the example lab (it must occur exactly once). */
+function edit(text: string, from: string | RegExp, to: string): string {
+  const count =
+    typeof from === "string"
+      ? text.split(from).length - 1
+      : (text.match(new RegExp(from.source, `${from.flags}g`)) ?? []).length;
+  assert.is(count, 1, `the edit target ${String(from)} occurs once`);
+  return text.replace(from, to);
+}
+
+/** The 1-based line of the first line matching `at` (the line the diagnostic must name). */
+function lineOf(text: string, at: RegExp, nth = 1): number {
+  const lines = text
+    .split("\n")
+    .map((l, i) => (at.test(l) ? i + 1 : 0))
+    .filter((n) => n > 0);
+  assert.ok(lines.length >= nth, `${nth} line(s) match ${at}`);
+  return lines[nth - 1]!;
+}
+
+interface Case {
+  readonly rule: string;
+  readonly text: string;
+  readonly path: string;
+  /** A regex for the line the diagnostic must point at. */
+  readonly at: RegExp;
+  /** Which matching line, when several do (default the first). */
+  readonly nth?: number;
+  readonly message: RegExp;
+  readonly severity?: "error" | "warning";
+}
+
+const cases: Case[] = [
+  {
+    rule: "unsupported version",
+    text: edit(FOO, /^version: 1 /m, "version: 2 "),
+    path: "version",
+    at: /^version: 2/,
+    message: /unsupported lab format version.*got 2.*version 1/,
+  },
+  {
+    rule: "unknown key",
+    text: edit(FOO, "nameservers: [", "nameserver: ["),
+    path: "intranet.nameserver",
+    at: /nameserver: \[/,
+    message: /unknown key "nameserver".*did you mean "nameservers"/,
+  },
+  {
+    rule: "bad lab name",
+    text: edit(FOO, /^name: foo /m, "name: Foo_1 "),
+    path: "name",
+    at: /^name: Foo_1/,
+    message: /lab name/,
+  },
+  {
+    rule: "bad vpn type",
+    text: edit(FOO, "type: openvpn ", "type: pptp "),
+    path: "vpn.type",
+    at: /type: pptp/,
+    message: /openvpn, wireguard or ipsec/,
+  },
+  {
+    rule: "host bits set",
+    text: edit(FOO, "cidrs: [10.20.0.0/16]", "cidrs: [10.20.0.1/16]"),
+    path: "intranet.cidrs[0]",
+    at: /cidrs: \[10\.20\.0\.1/,
+    message: /host bits.*10\.20\.0\.0\/16/,
+  },
+  {
+    rule: "subnet outside the VPC",
+    text: edit(
+      FOO,
+      "runner_subnet: 172.31.200.16/28",
+      "runner_subnet: 10.99.0.16/28",
+    ),
+    path: "aws.zones.us-east-1b.runner_subnet",
+    at: /runner_subnet: 10\.99/,
+    message: /not inside the VPC/,
+  },
+  {
+    rule: "subnets overlap",
+    text: edit(
+      FOO,
+      "worker_subnet: 172.31.212.0/22",
+      "worker_subnet: 172.31.210.0/23",
+    ),
+    path: "aws.zones.us-east-1b.worker_subnet",
+    at: /worker_subnet: 172\.31\.210/,
+    message: /overlaps 172\.31\.208\.0\/22/,
+  },
+  {
+    rule: "intranet overlaps the VPC",
+    text: edit(
+      FOO,
+      "cidrs: [10.20.0.0/16]",
+      "cidrs: [10.20.0.0/16, 172.31.128.0/17]",
+    ),
+    path: "intranet.cidrs[1]",
+    at: /cidrs: \[10/,
+    message: /overlaps the VPC/,
+  },
+  {
+    rule: "intranet CIDRs overlap each other",
+    text: edit(
+      FOO,
+      "cidrs: [10.20.0.0/16]",
+      "cidrs: [10.20.0.0/16, 10.20.5.0/24]",
+    ),
+    path: "intranet.cidrs[1]",
+    at: /cidrs: \[10/,
+    message: /overlaps 10\.20\.0\.0\/16/,
+  },
+  {
+    rule: "runner address outside its subnet",
+    text: edit(FOO, "address: 172.31.200.20", "address: 172.31.200.40"),
+    path: "runners[1].address",
+    at: /address: 172\.31\.200\.40/,
+    message: /not in us-east-1b's runner_subnet/,
+  },
+  {
+    rule: "runner address reserved by AWS",
+    text: edit(FOO, "address: 172.31.200.10 ", "address: 172.31.200.3 "),
+    path: "runners[0].address",
+    at: /address: 172\.31\.200\.3 /,
+    message: /reserved by AWS in 172\.31\.200\.0\/28.*pick \.4-\.14/,
+  },
+  {
+    rule: "broadcast address reserved",
+    text: edit(FOO, "address: 172.31.200.10 ", "address: 172.31.200.15 "),
+    path: "runners[0].address",
+    at: /address: 172\.31\.200\.15/,
+    message: /reserved by AWS/,
+  },
+  {
+    rule: "two runners in one zone",
+    text: edit(FOO, "zone: us-east-1b", "zone: us-east-1a"),
+    path: "runners[1].zone",
+    at: /^    zone: us-east-1a/m,
+    nth: 2,
+    message: /already has runner foo-1/,
+  },
+  {
+    rule: "runner zone does not exist",
+    text: edit(FOO, "zone: us-east-1b", "zone: us-east-1c"),
+    path: "runners[1].zone",
+    at: /zone: us-east-1c/,
+    message: /not in aws\.zones/,
+  },
+  {
+    rule: "zone without runner",
+    text: edit(FOO, "zone: us-east-1b", "zone: us-east-1c"),
+    path: "aws.zones.us-east-1b",
+    at: /^    us-east-1b:/,
+    message: /has no runner/,
+  },
+  {
+    rule: "duplicate runner names",
+    text: edit(FOO, "- name: foo-2", "- name: foo-1"),
+    path: "runners[1].name",
+    at: /- name: foo-1$/,
+    message: /already used/,
+  },
+  {
+    rule: "zone outside the region",
+    text: edit(
+      edit(FOO, "us-east-1b: {", "us-west-2b: {"),
+      "zone: us-east-1b",
+      "zone: us-west-2b",
+    ),
+    path: "aws.zones.us-west-2b",
+    at: /us-west-2b: \{/,
+    message: /not in region us-east-1/,
+  },
+  {
+    rule: "shared credential",
+    text: edit(
+      FOO,
+      "static_key: /etc/gen-lab/foo/foo-2.key",
+      "static_key: /etc/gen-lab/foo/foo-1.key",
+    ),
+    path: "runners[1].vpn.static_key",
+    at: /port: 1195, static_key/,
+    message: /also used at runners\[0\]\.vpn\.static_key/,
+  },
+  {
+    rule: "key material in the lab",
+    text: edit(
+      FOO,
+      "cipher: AES-256-CBC ",
+      'cipher: AES-256-CBC\n  ca: "-----BEGIN CERTIFICATE-----"\n ',
+    ),
+    path: "vpn.ca",
+    at: /BEGIN CERTIFICATE/,
+    message: /key or certificate material/,
+  },
+  {
+    rule: "tunnel addresses collide",
+    text: edit(FOO, "local_ip: 10.255.0.6", "local_ip: 10.255.0.2"),
+    path: "runners[1].vpn.local_ip",
+    at: /local_ip: 10\.255\.0\.2, remote_ip: 10\.255\.0\.5/,
+    message: /also used at runners\[0\]\.vpn\.local_ip/,
+  },
+  {
+    rule: "tunnel address inside the intranet",
+    text: edit(FOO, "remote_ip: 10.255.0.5", "remote_ip: 10.20.0.5"),
+    path: "runners[1].vpn.remote_ip",
+    at: /remote_ip: 10\.20\.0\.5/,
+    message: /inside the intranet/,
+  },
+  {
+    rule: "tunnel address inside the VPC",
+    text: edit(FOO, "remote_ip: 10.255.0.5", "remote_ip: 172.31.9.5"),
+    path: "runners[1].vpn.remote_ip",
+    at: /remote_ip: 172\.31\.9\.5/,
+    message: /inside the VPC/,
+  },
+  {
+    rule: "intranet on Docker's bridge",
+    text: edit(
+      FOO,
+      "cidrs: [10.20.0.0/16]",
+      "cidrs: [10.20.0.0/16, 172.17.0.0/24]",
+    ),
+    path: "intranet.cidrs[1]",
+    at: /cidrs: \[10/,
+    message: /Docker's default bridge/,
+  },
+  {
+    rule: "tunnel address link-local",
+    text: edit(FOO, "local_ip: 10.255.0.2", "local_ip: 169.254.0.2"),
+    path: "runners[0].vpn.local_ip",
+    at: /local_ip: 169\.254/,
+    message: /link-local/,
+  },
+  {
+    rule: "beaker outside the intranet domains",
+    text: edit(
+      FOO,
+      "url: https://beaker.foo.example.com",
+      "url: https://beaker.example.org",
+    ),
+    path: "beaker.url",
+    at: /url: https:\/\/beaker\.example\.org/,
+    message: /not under intranet\.domains/,
+  },
+  {
+    rule: "egress host outside the domains",
+    text: edit(FOO, "to: beaker.foo.example.com", "to: beaker.example.org"),
+    path: "egress[0].to",
+    at: /to: beaker\.example\.org/,
+    message: /not under intranet\.domains/,
+  },
+  {
+    rule: "egress CIDR outside the intranet",
+    text: edit(FOO, "to: 10.20.5.0/24", "to: 10.30.5.0/24"),
+    path: "egress[1].to",
+    at: /to: 10\.30\.5\.0/,
+    message: /not inside intranet\.cidrs/,
+  },
+  {
+    rule: "egress port out of range",
+    text: edit(FOO, "ports: [22]", "ports: [70000]"),
+    path: "egress[1].ports[0]",
+    at: /ports: \[70000\]/,
+    message: /at most 65535/,
+  },
+  {
+    rule: "static-key needs nameservers",
+    text: edit(FOO, /^  nameservers: .*$/m, ""),
+    path: "intranet",
+    at: /^intranet:/,
+    message: /nameservers is required for openvpn static-key/,
+  },
+  {
+    rule: "nameserver outside the intranet",
+    text: edit(FOO, "nameservers: [10.20.0.53]", "nameservers: [10.21.0.53]"),
+    path: "intranet.nameservers[0]",
+    at: /nameservers: \[10\.21/,
+    message: /not inside intranet\.cidrs/,
+  },
+  {
+    rule: "static key missing",
+    text: edit(FOO, "static_key: /etc/gen-lab/foo/foo-2.key, ", ""),
+    path: "runners[1].vpn",
+    at: /vpn: \{ port: 1195/,
+    message: /static_key is required for openvpn static-key/,
+  },
+  {
+    rule: "field of another auth mode",
+    text: edit(
+      FOO,
+      "static_key: /etc/gen-lab/foo/foo-2.key, ",
+      "static_key: /etc/gen-lab/foo/foo-2.key, cert: /etc/gen-lab/foo/foo-2.crt, ",
+    ),
+    path: "runners[1].vpn.cert",
+    at: /cert: \/etc/,
+    message: /cert is not used by openvpn static-key/,
+  },
+  {
+    rule: "tls needs a CA",
+    text: edit(FOO, "auth: static-key ", "auth: tls "),
+    path: "vpn",
+    at: /^vpn:/,
+    message: /vpn\.ca is required/,
+  },
+  {
+    rule: "bucket name too long",
+    text: edit(
+      FOO,
+      "buckets: [artifacts]",
+      "buckets: [artifacts-of-the-kernel-ci-pipelines-and-more-stuff]",
+    ),
+    path: "aws.buckets[0]",
+    at: /buckets: \[artifacts-of/,
+    message: /S3 allows 3 to 63/,
+  },
+  {
+    rule: "duplicate bucket",
+    text: edit(FOO, "buckets: [artifacts]", "buckets: [artifacts, artifacts]"),
+    path: "aws.buckets[1]",
+    at: /buckets: \[artifacts, artifacts\]/,
+    message: /listed twice/,
+  },
+  {
+    rule: "bad cron schedule",
+    text: edit(FOO, 'schedule: "0 */4 * * *"', 'schedule: "0 */4 * *"'),
+    path: "pipeline.schedule",
+    at: /schedule: "0/,
+    message: /4 field\(s\), a schedule has 5/,
+  },
+  {
+    rule: "cron value out of range",
+    text: edit(FOO, 'schedule: "0 */4 * * *"', 'schedule: "61 */4 * * *"'),
+    path: "pipeline.schedule",
+    at: /schedule: "61/,
+    message: /minute field "61"/,
+  },
+  {
+    rule: "duplicate trigger names",
+    text: edit(
+      FOO,
+      '      extra: { architectures: "x86_64 aarch64" }             # optional free string map, passed through',
+      "    - { name: rhel9, git_url: https://example.com/x.git, branch: main }",
+    ),
+    path: "pipeline.triggers[1].name",
+    at: /- \{ name: rhel9/,
+    message: /already defined/,
+  },
+  {
+    rule: "wrong type",
+    text: edit(FOO, "port: 1194 ", 'port: "1194" '),
+    path: "runners[0].vpn.port",
+    at: /port: "1194"/,
+    message: /must be a port number/,
+  },
+  {
+    rule: "missing required key",
+    text: edit(FOO, /^  ami: .*$/m, ""),
+    path: "aws.ami",
+    at: /^aws:/,
+    message: /missing required key "ami"/,
+  },
+  {
+    rule: "Docker's other pools warn",
+    text: edit(FOO, "local_ip: 10.255.0.2", "local_ip: 192.168.255.2"),
+    path: "runners[0].vpn.local_ip",
+    at: /local_ip: 192\.168/,
+    message: /Docker's default address pool 192\.168\.0\.0\/16/,
+    severity: "warning",
+  },
+];
+
+function find(list: readonly Diagnostic[], c: Case): Diagnostic | undefined {
+  return list.find(
+    (d) =>
+      d.path === c.path &&
+      d.severity === (c.severity ?? "error") &&
+      c.message.test(`${d.message}; ${d.hint}`),
+  );
+}
+
+for (const c of cases) {
+  test(`rule: ${c.rule}`, () => {
+    const result = checkLabs([{ file: FILE, text: c.text }]);
+    const d = find(result.diagnostics, c);
+    assert.ok(
+      d,
+      `expected a diagnostic at ${c.path} matching ${c.message}; got:\n${result.diagnostics.map((x) => formatDiagnostic(x)).join("\n")}`,
+    );
+    assert.is(d!.file, FILE);
+    assert.is(
+      d!.line,
+      lineOf(c.text, c.at, c.nth),
+      `line of ${formatDiagnostic(d!)}`,
+    );
+    assert.ok(d!.hint.length > 0, "a hint says how to fix it");
+    assert.ok(
+      formatDiagnostic(d!).startsWith(`${FILE}:${d!.line}:${d!.column}: `),
+    );
+    if ((c.severity ?? "error") === "warning")
+      assert.ok(result.labs, "a warning does not stop generation");
+    else assert.is(result.labs, undefined, "an error stops generation");
+  });
+}
+
+test("every problem is reported at once", () => {
+  let text = edit(FOO, "address: 172.31.200.10 ", "address: 172.31.200.3 ");
+  text = edit(text, "to: 10.20.5.0/24", "to: 10.30.5.0/24");
+  text = edit(text, 'schedule: "0 */4 * * *"', 'schedule: "0 */4 * 13 *"');
+  const paths = checkLabs([{ file: FILE, text }]).diagnostics.map(
+    (d) => d.path,
+  );
+  for (const p of ["runners[0].address", "egress[1].to", "pipeline.schedule"])
+    assert.ok(paths.includes(p), `${p} in ${paths.join(", ")}`);
+});
+
+/** A second lab that is valid alone and may share the example's VPC. */
+function otherLab(changes: (t: string) => string): string {
+  let t = FOO.replace(/^name: foo /m, "name: bar ");
+  t = t
+    .replace("cidrs: [10.20.0.0/16]", "cidrs: [10.30.0.0/16]")
+    .replace("10.20.0.53", "10.30.0.53")
+    .replace("10.20.5.0/24", "10.30.5.0/24");
+  t = t
+    .replace(/foo\.example\.com/g, "bar.example.com")
+    .replace(/\/etc\/gen-lab\/foo\/foo-/g, "/etc/gen-lab/bar/bar-");
+  t = t
+    .replace("172.31.200.0/28", "172.31.201.0/28")
+    .replace("172.31.200.16/28", "172.31.201.16/28")
+    .replace("172.31.208.0/22", "172.31.216.0/22")
+    .replace("172.31.212.0/22", "172.31.220.0/22");
+  t = t
+    .replace("address: 172.31.200.10", "address: 172.31.201.10")
+    .replace("address: 172.31.200.20", "address: 172.31.201.20");
+  t = t.replace(/10\.255\.0\./g, "10.254.0.");
+  return changes(t);
+}
+
+const crossCases: {
+  rule: string;
+  other: string;
+  path: string;
+  message: RegExp;
+}[] = [
+  {
+    rule: "lab names unique",
+    other: otherLab((t) => t.replace(/^name: bar /m, "name: foo ")),
+    path: "name",
+    message: /also used by labs\/foo\.yaml:3:/,
+  },
+  {
+    rule: "intranet CIDRs of labs in one VPC",
+    other: otherLab((t) =>
+      t.replace(
+        "cidrs: [10.30.0.0/16]",
+        "cidrs: [10.30.0.0/16, 10.20.128.0/17]",
+      ),
+    ),
+    path: "intranet.cidrs[1]",
+    message: /overlaps 10\.20\.0\.0\/16 of lab foo at labs\/foo\.yaml:/,
+  },
+  {
+    rule: "subnets of labs in one VPC",
+    other: otherLab((t) =>
+      t.replace(
+        "worker_subnet: 172.31.216.0/22",
+        "worker_subnet: 172.31.208.0/22",
+      ),
+    ),
+    path: "aws.zones.us-east-1a.worker_subnet",
+    message: /overlaps 172\.31\.208\.0\/22 of lab foo/,
+  },
+  {
+    rule: "tunnel addresses of labs in one VPC",
+    other: otherLab((t) =>
+      t.replace("local_ip: 10.254.0.2", "local_ip: 10.255.0.2"),
+    ),
+    path: "runners[0].vpn.local_ip",
+    message: /tunnel address 10\.255\.0\.2 overlaps/,
+  },
+  {
+    rule: "routing domains of labs in one VPC",
+    other: otherLab((t) =>
+      t.replace(
+        "domains: [bar.example.com]",
+        "domains: [bar.example.com, lab.foo.example.com]",
+      ),
+    ),
+    path: "intranet.domains[1]",
+    message: /overlaps foo\.example\.com of lab foo/,
+  },
+  {
+    rule: "credential paths across labs",
+    other: otherLab((t) =>
+      t.replace("/etc/gen-lab/bar/bar-2.key", "/etc/gen-lab/foo/foo-2.key"),
+    ),
+    path: "runners[1].vpn.static_key",
+    message: /also used by labs\/foo\.yaml:/,
+  },
+];
+
+for (const c of crossCases) {
+  test(`across labs: ${c.rule}`, () => {
+    assert.ok(
+      checkLabs([{ file: "labs/bar.yaml", text: otherLab((t) => t) }]).labs,
+      "the other lab is valid alone",
+    );
+    const result = checkLabs([
+      { file: FILE, text: FOO },
+      { file: "labs/bar.yaml", text: c.other },
+    ]);
+    assert.is(result.labs, undefined);
+    const d = result.diagnostics.find(
+      (x) =>
+        x.file === "labs/bar.yaml" &&
+        x.path === c.path &&
+        c.message.test(x.message),
+    );
+    assert.ok(
+      d,
+      `got:\n${result.diagnostics.map((x) => formatDiagnostic(x)).join("\n")}`,
+    );
+  });
+}
+
+test("disjoint labs in one VPC generate together", () => {
+  const result = checkLabs([
+    { file: FILE, text: FOO },
+    { file: "labs/bar.yaml", text: otherLab((t) => t) },
+  ]);
+  assert.equal(
+    result.diagnostics.filter((d) => d.severity === "error"),
+    [],
+  );
+  assert.is(result.labs?.length, 2);
+});
+
+const hostile: {
+  name: string;
+  bytes: () => string | Buffer;
+  message: RegExp;
+}[] = [
+  {
+    name: "YAML syntax error",
+    bytes: () => "version: 1\nname: [foo\n",
+    message: /YAML syntax error/,
+  },
+  {
+    name: "duplicate key",
+    bytes: () => FOO.replace(/^name: foo /m, "name: foo\nname: bar "),
+    message: /duplicate key/,
+  },
+  { name: "empty file", bytes: () => "", message: /empty/ },
+  {
+    name: "only comments",
+    bytes: () => "# nothing here\n\n",
+    message: /empty/,
+  },
+  {
+    name: "not a mapping",
+    bytes: () => "- version: 1\n",
+    message: /not a mapping/,
+  },
+  { name: "a scalar", bytes: () => "hello\n", message: /not a mapping/ },
+  {
+    name: "binary garbage",
+    bytes: () =>
+      Buffer.from(Array.from({ length: 4096 }, (_, i) => (i * 7919) % 256)),
+    message: /not valid UTF-8|NUL byte|binary/,
+  },
+  {
+    name: "NUL byte in text",
+    bytes: () => "version: 1\nname: f\0o\n",
+    message: /NUL byte/,
+  },
+  {
+    name: "10 MB file",
+    bytes: () => `version: 1\n# ${"x".repeat(10 * 1024 * 1024)}\n`,
+    message: /more than a lab file may be/,
+  },
+  {
+    name: "alias bomb",
+    bytes: () =>
+      `a: &a ["x","x","x","x","x","x","x","x","x"]\nb: &b [*a,*a,*a,*a,*a,*a,*a,*a,*a]\nc: &c [*b,*b,*b,*b,*b,*b,*b,*b,*b]\nd: &d [*c,*c,*c,*c,*c,*c,*c,*c,*c]\ne: &e [*d,*d,*d,*d,*d,*d,*d,*d,*d]\nf: &f [*e,*e,*e,*e,*e,*e,*e,*e,*e]\ng: &g [*f,*f,*f,*f,*f,*f,*f,*f,*f]\n`,
+    message: /alias/,
+  },
+];
+
+for (const h of hostile) {
+  test(`hostile input through the CLI: ${h.name} -> exit 2 within a second, located, nothing written`, () => {
+    const { dir, cleanup } = tempDir();
+    try {
+      const lab = path.join(dir, "bad.yaml");
+      fs.writeFileSync(lab, h.bytes());
+      const out = path.join(dir, "out");
+      const started = process.hrtime.bigint();
+      const r = runCli([lab, "-o", out]);
+      const ms = Number(process.hrtime.bigint() - started) / 1e6;
+      assert.is(r.status, 2, r.stderr);
+      assert.match(
+        r.stderr,
+        new RegExp(`${lab.replace(/[.*+?^${}()|[\]\\]/g, "\\$&")}:\\d+:\\d+: `),
+      );
+      assert.match(r.stderr, h.message);
+      assert.not.match(r.stderr, /\n\s+at .*\(.*:\d+:\d+\)/, "no stack trace");
+      assert.not.ok(fs.existsSync(out), "nothing written");
+      assert.ok(
+        ms < 1000 + 600,
+        `answered in ${ms.toFixed(0)} ms (process start included)`,
+      );
+    } finally {
+      cleanup();
+    }
+  });
+}
+
+test("a set with one bad lab writes nothing at all", () => {
+  const { dir, cleanup } = tempDir();
+  try {
+    fs.writeFileSync(path.join(dir, "foo.yaml"), FOO);
+    fs.writeFileSync(
+      path.join(dir, "bar.yaml"),
+      otherLab((t) =>
+        t.replace("address: 172.31.201.10", "address: 172.31.201.1"),
+      ),
+    );
+    const r = runCli([
+      path.join(dir, "foo.yaml"),
+      path.join(dir, "bar.yaml"),
+      "-o",
+      path.join(dir, "out"),
+    ]);
+    assert.is(r.status, 2);
+    assert.match(
+      r.stderr,
+      /bar\.yaml:\d+:\d+: runners\[0\]\.address: .*reserved by AWS/,
+    );
+    assert.match(r.stderr, /nothing written/);
+    assert.not.ok(fs.existsSync(path.join(dir, "out")));
+  } finally {
+    cleanup();
+  }
+});
+
+test("a missing lab file is a located error, exit 2", () => {
+  const r = runCli(["labs/nope.yaml", "-o", "/tmp/gen-lab-never-written"]);
+  assert.is(r.status, 2);
+  assert.match(r.stderr, /^labs\/nope\.yaml:1:1: no such file/m);
+  assert.not.ok(fs.existsSync("/tmp/gen-lab-never-written"));
+});
+
+test.run();
