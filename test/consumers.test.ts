@@ -29,7 +29,10 @@ const keyfiles = trees.flatMap((t) =>
   filesUnder(t, (p) => p.endsWith(".nmconnection")),
 );
 const dispatchers = trees.flatMap((t) =>
-  filesUnder(t, (p) => p.includes("/dispatcher.d/")),
+  filesUnder(
+    t,
+    (p) => p.includes("/dispatcher.d/") || p.includes("/usr/local/sbin/"),
+  ),
 );
 const userData = trees.flatMap((t) =>
   filesUnder(t, (p) => p.endsWith("worker-user-data.yaml")),
