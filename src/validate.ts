@@ -502,6 +502,13 @@ function checkTunnels(
           "a static-key tunnel has no control channel, so no nameserver is pushed: list the lab's DNS servers in intranet.nameservers",
         );
       }
+      if (vpn.auth === "static-key" && vpn.cipher === undefined) {
+        r.warn(
+          ["vpn"],
+          "no vpn.cipher for openvpn static-key: OpenVPN then falls back to BF-CBC, which OpenSSL 3 refuses",
+          "set vpn.cipher to the cipher the lab's server uses, e.g. AES-256-CBC",
+        );
+      }
       if (vpn.auth === "tls" && vpn.ca === undefined) {
         r.error(
           ["vpn"],
@@ -521,6 +528,13 @@ function checkTunnels(
     case "wireguard":
       kind = "wireguard";
       required = ["private_key_file", "address"];
+      if ((lab.intranet.nameservers ?? []).length === 0) {
+        r.error(
+          ["intranet"],
+          "intranet.nameservers is required for wireguard",
+          "WireGuard carries no configuration from the lab, so no nameserver is pushed: list the lab's DNS servers in intranet.nameservers",
+        );
+      }
       break;
     case "ipsec":
       kind = "ipsec";
@@ -825,8 +839,33 @@ function checkBucketsAndPipeline(r: Reporter, lab: LabInput): void {
         "give each trigger a unique name",
       );
     else triggers.set(t.name, i);
+    // extra is merged flat into the trigger's gitrepo-trigger entry: it must not replace what
+    // the trigger sets itself, nor use gitrepo-trigger's own dotted keys (.extends).
+    for (const key of Object.keys(t.extra ?? {})) {
+      if (TRIGGER_OWN_KEYS.includes(key) || key.startsWith("."))
+        r.error(
+          ["pipeline", "triggers", i, "extra", key],
+          `extra key ${JSON.stringify(key)} is not a pipeline variable gen-lab can pass through`,
+          key.startsWith(".")
+            ? "keys starting with a dot are gitrepo-trigger's own: remove it"
+            : `set ${key} on the trigger itself, not in extra`,
+          { key: true },
+        );
+    }
   });
+
+  // The runners' security group is named <prefix>.<environment>.sg.<lab>-runners, and AWS
+  // rejects security group names starting with sg-.
+  if (lab.prefix.startsWith("sg-"))
+    r.error(
+      ["prefix"],
+      `prefix ${lab.prefix} makes the runners' security group name start with sg-, which AWS rejects`,
+      "choose a prefix that does not start with sg-",
+    );
 }
+
+/** Keys of a gitrepo-trigger entry that each trigger sets from its own fields. */
+const TRIGGER_OWN_KEYS: readonly string[] = ["git_url", "branch"];
 
 function pairwise<T>(items: readonly T[], f: (a: T, b: T) => void): void {
   for (let j = 1; j < items.length; j++)

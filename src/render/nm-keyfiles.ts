@@ -60,6 +60,11 @@ function ipv4Section(
   };
 }
 
+/** OpenVPN and IPsec run through NM VPN plugins (type=vpn); WireGuard is a device of its own. */
+export function isPluginVpn(runner: RunnerModel): boolean {
+  return runner.tunnel.type !== "wireguard";
+}
+
 export function vpnSections(
   lab: LabModel,
   runner: RunnerModel,
@@ -75,8 +80,10 @@ export function vpnSections(
       ["uuid", runner.connections.vpnUuid],
       ["type", type],
       ...extra,
-      // Started as the uplink's secondary, never on its own.
-      ["autoconnect", false],
+      // A plugin VPN is started as the uplink's secondary, never on its own. NM activates only
+      // type=vpn secondaries (nm-policy.c, activate_secondary_connections), so a WireGuard
+      // profile, a device of its own, connects by itself.
+      ["autoconnect", !isPluginVpn(runner)],
     ],
   });
   const ipv6: KeyfileSection = {
@@ -107,9 +114,8 @@ export function vpnSections(
               : ([
                   ["ca", t.ca],
                   ["cert", t.cert],
+                  // An unencrypted key needs no secret: the plugin asks only for encrypted ones.
                   ["key", t.key],
-                  // The key file is not encrypted: no passphrase to ask for, so no secret agent is needed.
-                  ["cert-pass-flags", "4"],
                 ] as const)),
           ],
         },
@@ -147,7 +153,8 @@ export function vpnSections(
             ["ikev2", "insist"],
             ["right", t.remote],
             ["ike", t.ike],
-            ["remote-network", lab.intranet.cidrs.join(",")],
+            // The plugin passes this to libreswan's conn as rightsubnet.
+            ["rightsubnet", lab.intranet.cidrs.join(",")],
             // The PSK is put into [vpn-secrets] on the runner by the generated loader, from psk_file.
             ["pskinputmodes", "save"],
             ["pskvalue-flags", "0"],
@@ -173,8 +180,11 @@ export function uplinkSections(
         ["interface-name", runner.interface],
         ["autoconnect", true],
         ["autoconnect-priority", UPLINK_AUTOCONNECT_PRIORITY],
-        // The tunnel comes up whenever the uplink does.
-        ["secondaries", [runner.connections.vpnUuid]],
+        // The tunnel comes up whenever the uplink does (plugin VPNs only: see vpnSections).
+        [
+          "secondaries",
+          isPluginVpn(runner) ? [runner.connections.vpnUuid] : undefined,
+        ],
       ],
     },
     { name: "ethernet", entries: [] },
