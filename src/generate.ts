@@ -4,7 +4,12 @@ import type { LabModel, RunnerModel } from "./model.js";
 import { renderRunnerResolved, renderSysctl } from "./render/drop-ins.js";
 import { renderDispatcher } from "./render/dispatcher.js";
 import { renderKeyfiles } from "./render/nm-keyfiles.js";
+import { renderKubernetes } from "./render/kubernetes.js";
+import { renderLabReadme } from "./render/lab-readme.js";
+import { renderLoadSecrets } from "./render/load-secrets.js";
 import { paths } from "./render/paths.js";
+import { renderPipelineData } from "./render/pipeline-data.js";
+import { renderTerraform } from "./render/terraform.js";
 import { renderWorkerUserData } from "./render/worker-user-data.js";
 
 /** What one runner gets: its rootfs overlay and its workers' user data. */
@@ -15,11 +20,17 @@ function renderRunner(lab: LabModel, runner: RunnerModel): GeneratedFile[] {
     renderSysctl(lab, runner),
     renderRunnerResolved(lab, runner),
     renderWorkerUserData(lab, runner),
+    ...renderLoadSecrets(lab, runner),
   ];
 }
 
 /** Renderers of files that exist once per lab. */
-const LAB_RENDERERS: readonly ((lab: LabModel) => GeneratedFile[])[] = [];
+const LAB_RENDERERS: readonly ((lab: LabModel) => GeneratedFile[])[] = [
+  renderTerraform,
+  renderPipelineData,
+  renderKubernetes,
+  renderLabReadme,
+];
 
 /** Every file of one lab, sorted by path, ending with its manifest. Pure. */
 export function generateLab(lab: LabModel): GeneratedFile[] {

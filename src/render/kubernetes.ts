@@ -1,0 +1,153 @@
+import { createHash } from "node:crypto";
+import type { CronJob } from "kubernetes-types/batch/v1.js";
+import type { ConfigMap } from "kubernetes-types/core/v1.js";
+import { generatedHeader, MODE_PUBLIC, type GeneratedFile } from "../file.js";
+import type { LabModel } from "../model.js";
+import { toYamlOrdered } from "../yaml-out.js";
+import { paths } from "./paths.js";
+import { triggerYaml } from "./pipeline-data.js";
+
+/**
+ * Kubernetes appends an 11-character suffix to a CronJob's name for each Job, and Job names
+ * become pod labels (at most 63 characters): so a CronJob name has at most 52.
+ */
+export const CRONJOB_NAME_MAX = 52;
+
+/** Where the ConfigMap is mounted in the trigger's container. */
+export const TRIGGER_CONFIG_DIR = "/etc/gitrepo-trigger";
+
+/** Key of the GitLab token in the Secret the deployer creates (never generated: it is a secret). */
+export const GITLAB_TOKEN_KEY = "token";
+
+/**
+ * A DNS-1123 label of at most `max` characters. Lab, prefix and environment names already consist
+ * of lowercase letters, digits and dashes and start with a letter; only the length can exceed.
+ * A long name is cut and gets 8 hex digits of its sha256, so it stays unique and stable.
+ */
+export function k8sName(name: string, max = CRONJOB_NAME_MAX): string {
+  if (name.length <= max) return name;
+  const hash = createHash("sha256").update(name, "utf8").digest("hex");
+  return `${name.slice(0, max - 9).replace(/-+$/, "")}-${hash.slice(0, 8)}`;
+}
+
+/** Names of the lab's trigger objects in the cluster. */
+export function triggerNames(lab: LabModel): {
+  readonly name: string;
+  readonly secret: string;
+  readonly configKey: string;
+  readonly configPath: string;
+} {
+  const base = `${lab.prefix}-${lab.environment}-${lab.name}`;
+  return {
+    name: k8sName(`${base}-trigger`),
+    // Secrets may be 253 characters long: no cut needed.
+    secret: `${base}-gitlab-token`,
+    configKey: `${lab.name}.yaml`,
+    configPath: `${TRIGGER_CONFIG_DIR}/${lab.name}.yaml`,
+  };
+}
+
+/** The ConfigMap with the trigger YAML and the CronJob that runs cki_tools.gitrepo_trigger with it. Pure. */
+export function triggerObjects(lab: LabModel): [ConfigMap, CronJob] {
+  const n = triggerNames(lab);
+  const labels = {
+    "app.kubernetes.io/name": "gitrepo-trigger",
+    "app.kubernetes.io/instance": n.name,
+    "app.kubernetes.io/managed-by": "gen-lab",
+  };
+  const configMap: ConfigMap = {
+    apiVersion: "v1",
+    kind: "ConfigMap",
+    metadata: { name: n.name, labels },
+    data: { [n.configKey]: triggerYaml(lab) },
+  };
+  const cronJob: CronJob = {
+    apiVersion: "batch/v1",
+    kind: "CronJob",
+    metadata: { name: n.name, labels },
+    spec: {
+      schedule: lab.pipeline.schedule,
+      // The lab's schedule has no time zone of its own: pin it, or it follows the controller's.
+      timeZone: "Etc/UTC",
+      // A slow run must not overlap the next one: both would trigger pipelines for the same commits.
+      concurrencyPolicy: "Forbid",
+      jobTemplate: {
+        metadata: { labels },
+        spec: {
+          template: {
+            metadata: { labels },
+            spec: {
+              restartPolicy: "Never",
+              // The trigger talks to GitLab only, never to the Kubernetes API.
+              automountServiceAccountToken: false,
+              containers: [
+                {
+                  name: "gitrepo-trigger",
+                  image: lab.pipeline.image,
+                  command: ["python3", "-m", "cki_tools.gitrepo_trigger"],
+                  env: [
+                    {
+                      name: "GITREPO_TRIGGER_CONFIG_PATH",
+                      value: n.configPath,
+                    },
+                    { name: "GITLAB_URL", value: lab.pipeline.gitlabUrl },
+                    // cki-lib looks a GitLab instance's token up by host name in this map, then
+                    // reads the variable it names.
+                    {
+                      name: "GITLAB_TOKENS",
+                      value: JSON.stringify({
+                        [new URL(lab.pipeline.gitlabUrl).hostname]:
+                          "GITLAB_TOKEN",
+                      }),
+                    },
+                    {
+                      name: "GITLAB_TOKEN",
+                      valueFrom: {
+                        secretKeyRef: { name: n.secret, key: GITLAB_TOKEN_KEY },
+                      },
+                    },
+                  ],
+                  volumeMounts: [
+                    {
+                      name: "config",
+                      mountPath: TRIGGER_CONFIG_DIR,
+                      readOnly: true,
+                    },
+                  ],
+                  securityContext: {
+                    allowPrivilegeEscalation: false,
+                    capabilities: { drop: ["ALL"] },
+                  },
+                },
+              ],
+              volumes: [{ name: "config", configMap: { name: n.name } }],
+            },
+          },
+        },
+      },
+    },
+  };
+  return [configMap, cronJob];
+}
+
+/**
+ * `<lab>/kubernetes/<lab>-trigger.yaml`: two YAML documents, ConfigMap then CronJob, keys in
+ * the order Kubernetes manifests are usually read (apiVersion, kind, metadata, spec).
+ */
+export function renderKubernetes(lab: LabModel): GeneratedFile[] {
+  const n = triggerNames(lab);
+  const header = [
+    `# ${generatedHeader(lab.sourceName, "gitrepo-trigger CronJob")}`,
+    `# Needs the Secret ${n.secret} with the GitLab token under key "${GITLAB_TOKEN_KEY}", e.g.`,
+    `#   kubectl create secret generic ${n.secret} --from-file=${GITLAB_TOKEN_KEY}=<file holding the token>`,
+  ].join("\n");
+  return [
+    {
+      path: paths.kubernetes(lab),
+      mode: MODE_PUBLIC,
+      contents: `${header}\n${triggerObjects(lab)
+        .map((o) => toYamlOrdered(o))
+        .join("---\n")}`,
+    },
+  ];
+}

@@ -1,0 +1,170 @@
+import { generatedHeader, MODE_PUBLIC, type GeneratedFile } from "../file.js";
+import type { LabModel, RunnerModel, TunnelModel } from "../model.js";
+import { GITLAB_TOKEN_KEY, triggerNames } from "./kubernetes.js";
+import { paths } from "./paths.js";
+import { renderTemplate } from "./templates.js";
+import { tfNames } from "./terraform.js";
+
+/** One runner as the README shows it; every path relative to the lab's output directory. */
+export interface ReadmeRunnerView {
+  readonly name: string;
+  readonly zone: string;
+  /** The zone's letter, which docker-machine's amazonec2-zone takes. */
+  readonly zoneLetter: string;
+  readonly address: string;
+  readonly runnerSubnet: string;
+  readonly workerSubnet: string;
+  readonly natGatewayId: string;
+  readonly tunnel: string;
+  /** Files the tunnel reads on the runner, which the deployer puts there (never generated). */
+  readonly credentials: readonly string[];
+  readonly rootfs: string;
+  readonly userData: string;
+  /** Where the worker user data goes on the runner, for docker-machine's amazonec2-userdata. */
+  readonly userDataTarget: string;
+  readonly workerSubnetResource: string;
+  /** Mermaid node ids: letters, digits and underscores only. */
+  readonly nodeId: string;
+  readonly workerNodeId: string;
+  readonly natNodeId: string;
+}
+
+/** The flat view the README template prints: it computes nothing. */
+export interface ReadmeView {
+  readonly header: string;
+  readonly lab: string;
+  readonly sourceName: string;
+  readonly vpcId: string;
+  readonly vpcCidr: string;
+  readonly region: string;
+  readonly vpnType: string;
+  readonly vpnRemote: string;
+  readonly intranetCidrs: string;
+  readonly intranetDomains: string;
+  readonly beakerHost: string;
+  readonly uplinkId: string;
+  readonly vpnId: string;
+  readonly forwardChain: string;
+  readonly natChain: string;
+  readonly terraformFile: string;
+  readonly terraformDir: string;
+  readonly pipelineDataFile: string;
+  readonly pipelineProject: string;
+  readonly kubernetesFile: string;
+  readonly secretName: string;
+  readonly secretKey: string;
+  readonly cronJobName: string;
+  readonly schedule: string;
+  readonly runnerTags: string;
+  readonly gitlabUrl: string;
+  readonly buckets: readonly {
+    readonly purpose: string;
+    readonly name: string;
+  }[];
+  readonly runners: readonly ReadmeRunnerView[];
+}
+
+function tunnelSummary(t: TunnelModel): {
+  text: string;
+  credentials: string[];
+} {
+  switch (t.type) {
+    case "openvpn":
+      return t.auth === "static-key"
+        ? {
+            text: `openvpn static key, ${t.protocol} ${t.remote}:${t.port}, ${t.localIp} <-> ${t.remoteIp}`,
+            credentials: [t.staticKey],
+          }
+        : {
+            text: `openvpn tls, ${t.protocol} ${t.remote}:${t.port}`,
+            credentials: [t.ca, t.cert, t.key],
+          };
+    case "wireguard":
+      return {
+        text: `wireguard ${t.remote}:${t.port}, ${t.address}`,
+        credentials: [t.privateKeyFile],
+      };
+    case "ipsec":
+      return { text: `ipsec IKEv2 ${t.remote}`, credentials: [t.pskFile] };
+  }
+}
+
+const nodeId = (...parts: string[]) =>
+  parts.join("_").replace(/[^a-zA-Z0-9_]/g, "_");
+
+/** The view model of the lab's README. Pure. */
+export function readmeView(lab: LabModel): ReadmeView {
+  const k8s = triggerNames(lab);
+  const runnerOf = (name: string): RunnerModel =>
+    lab.runners.find((r) => r.name === name)!;
+  // Zone order (sorted), the order of the subnets, routes and table rows alike.
+  const runners = lab.aws.zones.map((zone): ReadmeRunnerView => {
+    const r = runnerOf(zone.runner);
+    const tunnel = tunnelSummary(r.tunnel);
+    return {
+      name: r.name,
+      zone: zone.name,
+      zoneLetter: zone.name.slice(-1),
+      address: r.address,
+      runnerSubnet: zone.runnerSubnet,
+      workerSubnet: zone.workerSubnet,
+      natGatewayId: zone.natGatewayId,
+      tunnel: tunnel.text,
+      credentials: tunnel.credentials,
+      rootfs: relative(lab, paths.rootfs(lab, r)),
+      userData: relative(lab, paths.workerUserData(lab, r)),
+      userDataTarget: `/etc/gitlab-runner/gen-lab-${lab.name}-worker-user-data.yaml`,
+      workerSubnetResource: `aws_subnet.${tfNames.subnet(lab, "worker", zone)}`,
+      nodeId: nodeId("runner", r.name),
+      workerNodeId: nodeId("workers", zone.name),
+      natNodeId: nodeId("nat", zone.name),
+    };
+  });
+  const first = lab.runners[0]!;
+  return {
+    header: generatedHeader(lab.sourceName),
+    lab: lab.name,
+    sourceName: lab.sourceName,
+    vpcId: lab.aws.vpcId,
+    vpcCidr: lab.aws.vpcCidr,
+    region: lab.aws.region,
+    vpnType: first.tunnel.type,
+    vpnRemote: first.tunnel.remote,
+    intranetCidrs: lab.intranet.cidrs.join(", "),
+    intranetDomains: lab.intranet.domains.join(", "),
+    beakerHost: new URL(lab.beakerUrl).hostname,
+    uplinkId: first.connections.uplinkId,
+    vpnId: first.connections.vpnId,
+    forwardChain: lab.chains.forward,
+    natChain: lab.chains.nat,
+    terraformFile: relative(lab, paths.terraform(lab)),
+    terraformDir: relative(lab, paths.terraform(lab)).replace(/\/[^/]+$/, ""),
+    pipelineDataFile: relative(lab, paths.pipelineData(lab)),
+    pipelineProject: lab.pipeline.project,
+    kubernetesFile: relative(lab, paths.kubernetes(lab)),
+    secretName: k8s.secret,
+    secretKey: GITLAB_TOKEN_KEY,
+    cronJobName: k8s.name,
+    schedule: lab.pipeline.schedule,
+    runnerTags: lab.pipeline.runnerTags.join(","),
+    gitlabUrl: lab.pipeline.gitlabUrl,
+    buckets: lab.aws.buckets.map((b) => ({ purpose: b.purpose, name: b.name })),
+    runners,
+  };
+}
+
+/** A path of the output tree relative to the lab's own directory, as the README (inside it) links it. */
+function relative(lab: LabModel, path: string): string {
+  return path.slice(`${lab.name}/`.length);
+}
+
+/** `<lab>/README.md`: what was generated, where it goes, how to deploy and check it. */
+export function renderLabReadme(lab: LabModel): GeneratedFile[] {
+  return [
+    {
+      path: paths.readme(lab),
+      mode: MODE_PUBLIC,
+      contents: renderTemplate("lab-readme.md.njk", readmeView(lab)),
+    },
+  ];
+}
