@@ -23,6 +23,8 @@ export interface ReadmeRunnerView {
   /** Where the worker user data goes on the runner, for docker-machine's amazonec2-userdata. */
   readonly userDataTarget: string;
   readonly workerSubnetResource: string;
+  /** The Terraform output holding that subnet's id. */
+  readonly workerSubnetOutput: string;
   /** Mermaid node ids: letters, digits and underscores only. */
   readonly nodeId: string;
   readonly workerNodeId: string;
@@ -115,6 +117,7 @@ export function readmeView(lab: LabModel): ReadmeView {
       userData: relative(lab, paths.workerUserData(lab, r)),
       userDataTarget: `/etc/gitlab-runner/gen-lab-${lab.name}-worker-user-data.yaml`,
       workerSubnetResource: `aws_subnet.${tfNames.subnet(lab, "worker", zone)}`,
+      workerSubnetOutput: `${tfNames.subnet(lab, "worker", zone)}_subnet_id`,
       nodeId: nodeId("runner", r.name),
       workerNodeId: nodeId("workers", zone.name),
       natNodeId: nodeId("nat", zone.name),

@@ -109,6 +109,11 @@ export function terraformConfig(lab: LabModel): TerraformJson {
     }
 
     const worker = tfNames.subnet(lab, "worker", zone);
+    // Registering a zone's runner needs its workers' subnet id (amazonec2-subnet-id).
+    output[tfName(worker, "subnet_id")] = {
+      description: `Subnet of the workers in ${zone.name}, spawned by runner ${runner.name}`,
+      value: ref("aws_subnet", worker, "id"),
+    };
     // The intranet goes to this zone's runner (its ENI, so the route follows the instance and
     // not an address), which forwards it into the tunnel; everything else leaves via the NAT.
     for (const cidr of lab.intranet.cidrs) {
