@@ -29,6 +29,19 @@ export function checkLabs(texts: readonly LabText[]): CheckResult {
   const diagnostics: Diagnostic[] = [];
   const checked: CheckedLab[] = [];
   for (const { file, text } of texts) {
+    if (/[\p{Cc}\p{Zl}\p{Zp}]/u.test(file)) {
+      diagnostics.push({
+        severity: "error",
+        file: JSON.stringify(file),
+        line: 1,
+        column: 1,
+        path: "",
+        message:
+          "the lab file's name contains control or line-break characters",
+        hint: "rename the file, e.g. labs/<lab name>.yaml: its name is written into every generated file's header",
+      });
+      continue;
+    }
     const parsed = parseLabSource(file, text);
     if (!parsed.ok) {
       diagnostics.push(...parsed.diagnostics);

@@ -455,11 +455,12 @@ function checkReservedRanges(
   net: Net,
   what: string,
 ): void {
+  const shown = net.prefix === 32 ? net.text.slice(0, -3) : net.text;
   for (const f of FORBIDDEN) {
     if (overlaps(net, f.net)) {
       r.error(
         path,
-        `${what} ${net.text} overlaps ${f.net.text}, ${f.why}`,
+        `${what} ${shown} overlaps ${f.net.text}, ${f.why}`,
         "traffic to it would never reach the tunnel: choose another range (the lab must renumber, or leave this range out)",
       );
     }
@@ -468,7 +469,7 @@ function checkReservedRanges(
   if (pool) {
     r.warn(
       path,
-      `${what} ${net.text} overlaps Docker's default address pool ${pool.text}`,
+      `${what} ${shown} overlaps Docker's default address pool ${pool.text}`,
       "a Docker network created from that pool on a runner or worker would shadow this route; set Docker's default-address-pools to avoid it",
     );
   }
