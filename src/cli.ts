@@ -1,5 +1,4 @@
 import * as fs from "node:fs";
-import yargs from "yargs";
 import { excerpt, formatDiagnostic, type Diagnostic } from "./diagnostics.js";
 import {
   checkLabFiles,
@@ -34,6 +33,60 @@ export async function main(
   argv: readonly string[],
   io: Io = defaultIo,
 ): Promise<number> {
+  const simple = parseCommonArgs(argv);
+  const args = simple ?? (await parseWithYargs(argv, io));
+  if (typeof args === "number") return args;
+  return generateFromArgs(args, io);
+}
+
+interface Args {
+  labs?: string[];
+  out?: string;
+  check?: boolean;
+  quiet?: boolean;
+}
+
+/**
+ * The invocations CI and scripts use (`<labs...> -o <dir> [--check] [-q]`), parsed without
+ * yargs: loading yargs and its terminal-width tables costs more than a whole run. Anything
+ * else (--help, --version, unknown or repeated options, `--`) goes to yargs, so its
+ * messages and rules stay the only ones users see.
+ */
+export function parseCommonArgs(argv: readonly string[]): Args | undefined {
+  const labs: string[] = [];
+  let out: string | undefined;
+  let check = false;
+  let quiet = false;
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i]!;
+    if (a === "-o" || a === "--out") {
+      const value = argv[i + 1];
+      if (out !== undefined || value === undefined || value.startsWith("-"))
+        return undefined;
+      out = value;
+      i++;
+    } else if (a.startsWith("--out=") && out === undefined && a.length > 6) {
+      out = a.slice(6);
+    } else if (a === "--check" && !check) {
+      check = true;
+    } else if ((a === "-q" || a === "--quiet") && !quiet) {
+      quiet = true;
+    } else if (a.startsWith("-") || a === "") {
+      return undefined;
+    } else {
+      labs.push(a);
+    }
+  }
+  return labs.length > 0 && out !== undefined
+    ? { labs, out, check, quiet }
+    : undefined;
+}
+
+async function parseWithYargs(
+  argv: readonly string[],
+  io: Io,
+): Promise<Args | number> {
+  const { default: yargs } = await import("yargs");
   let usageError: string | undefined;
   const parser = yargs([...argv])
     .scriptName("gen-lab")
@@ -78,14 +131,7 @@ export async function main(
       usageError = msg || e?.message || "invalid arguments";
     });
 
-  let args: {
-    labs?: string[];
-    out?: string;
-    check?: boolean;
-    quiet?: boolean;
-    help?: boolean;
-    version?: boolean;
-  };
+  let args: Args;
   let printed = "";
   try {
     args = (await parser.parseAsync([...argv], {}, (_e, _a, output) => {
@@ -103,6 +149,10 @@ export async function main(
     io.out(`${printed}\n`);
     return EXIT.ok;
   }
+  return args;
+}
+
+async function generateFromArgs(args: Args, io: Io): Promise<number> {
   if (!args.labs || !args.out) return EXIT.ok;
 
   const result = checkLabFiles(args.labs);

@@ -10,20 +10,35 @@ const TEMPLATE_DIR = fileURLToPath(
   new URL("../../templates/", import.meta.url),
 );
 
+/** The nunjucks options every template is compiled with (scripts/bundle.mjs precompiles with these too). */
+export const TEMPLATE_OPTIONS = {
+  // Output is shell and Markdown, not HTML; quoting is explicit with the `sh` filter.
+  autoescape: false,
+  // A missing view-model field is a bug: fail instead of printing an empty string into a script.
+  throwOnUndefined: true,
+  trimBlocks: true,
+  lstripBlocks: true,
+} as const;
+
+/**
+ * Defined only inside the bundle (scripts/bundle.mjs): templates/ compiled at build time, so a
+ * run does not lex, parse and compile them again (a large share of a cold start).
+ */
+declare const __genLabPrecompiledTemplates: Record<string, unknown> | undefined;
+
 let env: nunjucks.Environment | undefined;
 
 function environment(): nunjucks.Environment {
   if (env) return env;
+  const precompiled =
+    typeof __genLabPrecompiledTemplates === "undefined"
+      ? undefined
+      : __genLabPrecompiledTemplates;
   env = new nunjucks.Environment(
-    new nunjucks.FileSystemLoader(TEMPLATE_DIR, { noCache: false }),
-    {
-      // Output is shell and Markdown, not HTML; quoting is explicit with the `sh` filter.
-      autoescape: false,
-      // A missing view-model field is a bug: fail instead of printing an empty string into a script.
-      throwOnUndefined: true,
-      trimBlocks: true,
-      lstripBlocks: true,
-    },
+    precompiled
+      ? new nunjucks.PrecompiledLoader(precompiled as never)
+      : new nunjucks.FileSystemLoader(TEMPLATE_DIR, { noCache: false }),
+    TEMPLATE_OPTIONS,
   );
   env.addFilter("sh", shellQuote);
   return env;
