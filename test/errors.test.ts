@@ -376,7 +376,14 @@ const cases: Case[] = [
     at: /^aws:/,
     message: /missing required key "ami"/,
   },
-  { rule: 'static-key without a cipher warns', text: edit(FOO, /^  cipher: AES-256-CBC .*\n/m, ''), path: 'vpn', at: /^vpn:/, message: /BF-CBC/, severity: 'warning' },
+  {
+    rule: "static-key without a cipher warns",
+    text: edit(FOO, /^  cipher: AES-256-CBC .*\n/m, ""),
+    path: "vpn",
+    at: /^vpn:/,
+    message: /BF-CBC/,
+    severity: "warning",
+  },
   {
     rule: "Docker's other pools warn",
     text: edit(FOO, "local_ip: 10.255.0.2", "local_ip: 192.168.255.2"),
