@@ -102,10 +102,30 @@ export function recoverInterrupted(outDir: string, lab: string): void {
   const dir = path.join(outDir, lab);
   const old = path.join(outDir, oldName(lab));
   if (fs.existsSync(old)) {
-    if (fs.existsSync(dir)) fs.rmSync(old, { recursive: true, force: true });
+    if (fs.existsSync(dir)) removeTree(old);
     else fs.renameSync(old, dir);
   }
-  fs.rmSync(path.join(outDir, newName(lab)), { recursive: true, force: true });
+  removeTree(path.join(outDir, newName(lab)));
+}
+
+/**
+ * Remove a directory tree; nothing if it does not exist. Node 20's recursive rmSync spends
+ * most of a large rewrite on bookkeeping; a plain depth-first unlink is several times faster.
+ */
+function removeTree(dir: string): void {
+  let entries: fs.Dirent[];
+  try {
+    entries = fs.readdirSync(dir, { withFileTypes: true });
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === "ENOENT") return;
+    throw e;
+  }
+  for (const e of entries) {
+    const full = path.join(dir, e.name);
+    if (e.isDirectory()) removeTree(full);
+    else fs.unlinkSync(full);
+  }
+  fs.rmdirSync(dir);
 }
 
 function readManifest(dir: string): Manifest | undefined {
@@ -148,13 +168,19 @@ function readIfExists(
   }
 }
 
-/** Compare one lab's generated files with its directory on disk. */
+/**
+ * Compare one lab's generated files with its directory on disk. `check` compares modes as
+ * version control keeps them (the executable bit) and renders a patch per difference; `write`
+ * compares exact modes and renders no patches (nobody would read them).
+ */
 function compareLab(
   outDir: string,
   lab: string,
   files: readonly GeneratedFile[],
-  exactModes: boolean,
+  purpose: "check" | "write",
 ): TreeChange & { patches: string[] } {
+  const exactModes = purpose === "write";
+  const withPatches = purpose === "check";
   const dir = path.join(outDir, lab);
   const added: string[] = [];
   const changed: string[] = [];
@@ -165,11 +191,12 @@ function compareLab(
     const rel = `${lab}/${f.path}`;
     if (!onDisk) {
       added.push(rel);
-      patches.push(
-        createTwoFilesPatch("/dev/null", `b/${rel}`, "", f.contents, "", "", {
-          context: 3,
-        }),
-      );
+      if (withPatches)
+        patches.push(
+          createTwoFilesPatch("/dev/null", `b/${rel}`, "", f.contents, "", "", {
+            context: 3,
+          }),
+        );
       continue;
     }
     const old = onDisk.contents.toString("utf8");
@@ -182,6 +209,7 @@ function compareLab(
       continue;
     }
     changed.push(rel);
+    if (!withPatches) continue;
     let patch =
       old === f.contents
         ? ""
@@ -199,7 +227,7 @@ function compareLab(
       (p) => !generated.has(p) && readIfExists(path.join(dir, p)) !== undefined,
     )
     .map((p) => `${lab}/${p}`);
-  for (const rel of removed) {
+  for (const rel of withPatches ? removed : []) {
     const old = fs.readFileSync(path.join(outDir, rel), "utf8");
     patches.push(
       createTwoFilesPatch(`a/${rel}`, "/dev/null", old, "", "", "", {
@@ -218,7 +246,7 @@ export function checkTree(
   const changes: TreeChange[] = [];
   const patches: string[] = [];
   for (const [lab, labFiles] of byLab(files)) {
-    const c = compareLab(outDir, lab, labFiles, false);
+    const c = compareLab(outDir, lab, labFiles, "check");
     changes.push({
       lab: c.lab,
       added: c.added,
@@ -246,7 +274,7 @@ export function writeTree(
   const changes: TreeChange[] = [];
   for (const [lab, labFiles] of byLab(files)) {
     recoverInterrupted(outDir, lab);
-    const c = compareLab(outDir, lab, labFiles, true);
+    const c = compareLab(outDir, lab, labFiles, "write");
     const change: TreeChange = {
       lab,
       added: c.added,
@@ -296,7 +324,7 @@ export function writeTree(
       const old = path.join(outDir, oldName(lab));
       fs.renameSync(dir, old);
       fs.renameSync(staging, dir);
-      fs.rmSync(old, { recursive: true, force: true });
+      removeTree(old);
     } else {
       fs.renameSync(staging, dir);
     }

@@ -883,100 +883,116 @@ export interface CheckedLab {
 export function checkLabSet(labs: readonly CheckedLab[]): Diagnostic[] {
   const out: Diagnostic[] = [];
   const reporters = new Map(labs.map((l) => [l, new Reporter(l.source)]));
-  pairwise(labs, (a, b) => {
-    const r = reporters.get(b)!;
-    const ra = reporters.get(a)!;
-    if (a.input.name === b.input.name) {
+
+  // Names and credential paths must be unique across all labs: index them, so a large set
+  // costs one pass, not a comparison of every pair.
+  const names = new Map<string, CheckedLab>();
+  const credentials = new Map<string, { lab: CheckedLab; path: YamlPath }>();
+  for (const lab of labs) {
+    const r = reporters.get(lab)!;
+    const first = names.get(lab.input.name);
+    if (first) {
       r.error(
         ["name"],
-        `lab name ${b.input.name} is also used by ${ra.where(["name"])}`,
+        `lab name ${lab.input.name} is also used by ${reporters.get(first)!.where(["name"])}`,
         "lab names must be unique: they name AWS resources, NM connections and output directories",
       );
+    } else names.set(lab.input.name, lab);
+    for (const c of credentialPaths(lab.input)) {
+      const seen = credentials.get(c.file);
+      if (seen && seen.lab !== lab) {
+        r.error(
+          c.path,
+          `${c.file} is also used by ${reporters.get(seen.lab)!.where(seen.path)}`,
+          "credentials are per runner: give each runner of each lab its own file",
+        );
+      } else if (!seen) credentials.set(c.file, { lab, path: c.path });
     }
-    for (const cb of credentialPaths(b.input)) {
-      for (const ca of credentialPaths(a.input)) {
-        if (ca.file === cb.file)
-          r.error(
-            cb.path,
-            `${cb.file} is also used by ${ra.where(ca.path)}`,
-            "credentials are per runner: give each runner of each lab its own file",
-          );
-      }
-    }
-    const sameVpc =
-      a.input.aws.vpc_id === b.input.aws.vpc_id &&
-      a.input.aws.region === b.input.aws.region;
-    if (!sameVpc) return;
-    const rangesOf = (lab: LabInput) => {
-      const list: { path: YamlPath; net: Net; what: string }[] = [];
-      lab.intranet.cidrs.forEach(
-        (c, i) =>
-          hostBitsZero(c) &&
-          list.push({
-            path: ["intranet", "cidrs", i],
-            net: parseNet(c),
-            what: "intranet CIDR",
-          }),
-      );
-      for (const [zone, z] of Object.entries(lab.aws.zones)) {
-        for (const key of ["runner_subnet", "worker_subnet"] as const) {
-          if (hostBitsZero(z[key]))
+  }
+
+  // Address ranges and routing domains only collide within one VPC.
+  const byVpc = new Map<string, CheckedLab[]>();
+  for (const lab of labs) {
+    const key = `${lab.input.aws.region}/${lab.input.aws.vpc_id}`;
+    byVpc.set(key, [...(byVpc.get(key) ?? []), lab]);
+  }
+  for (const group of byVpc.values())
+    pairwise(group, (a, b) => {
+      const r = reporters.get(b)!;
+      const ra = reporters.get(a)!;
+      const rangesOf = (lab: LabInput) => {
+        const list: { path: YamlPath; net: Net; what: string }[] = [];
+        lab.intranet.cidrs.forEach(
+          (c, i) =>
+            hostBitsZero(c) &&
             list.push({
-              path: ["aws", "zones", zone, key],
-              net: parseNet(z[key]),
-              what: "subnet",
-            });
+              path: ["intranet", "cidrs", i],
+              net: parseNet(c),
+              what: "intranet CIDR",
+            }),
+        );
+        for (const [zone, z] of Object.entries(lab.aws.zones)) {
+          for (const key of ["runner_subnet", "worker_subnet"] as const) {
+            if (hostBitsZero(z[key]))
+              list.push({
+                path: ["aws", "zones", zone, key],
+                net: parseNet(z[key]),
+                what: "subnet",
+              });
+          }
         }
-      }
-      lab.runners.forEach((runner, i) => {
-        for (const f of ["local_ip", "remote_ip"] as const) {
-          const v = runner.vpn[f];
+        lab.runners.forEach((runner, i) => {
+          for (const f of ["local_ip", "remote_ip"] as const) {
+            const v = runner.vpn[f];
+            if (
+              v !== undefined &&
+              lab.vpn.type === "openvpn" &&
+              lab.vpn.auth === "static-key"
+            )
+              list.push({
+                path: ["runners", i, "vpn", f],
+                net: hostNet(v),
+                what: "tunnel address",
+              });
+          }
           if (
-            v !== undefined &&
-            lab.vpn.type === "openvpn" &&
-            lab.vpn.auth === "static-key"
-          )
+            runner.vpn.address !== undefined &&
+            lab.vpn.type === "wireguard"
+          ) {
             list.push({
-              path: ["runners", i, "vpn", f],
-              net: hostNet(v),
+              path: ["runners", i, "vpn", "address"],
+              net: hostNet(runner.vpn.address.split("/")[0]!),
               what: "tunnel address",
             });
-        }
-        if (runner.vpn.address !== undefined && lab.vpn.type === "wireguard") {
-          list.push({
-            path: ["runners", i, "vpn", "address"],
-            net: hostNet(runner.vpn.address.split("/")[0]!),
-            what: "tunnel address",
-          });
-        }
-      });
-      return list;
-    };
-    const rb = rangesOf(b.input);
-    const rangeA = rangesOf(a.input);
-    for (const x of rb) {
-      for (const y of rangeA) {
-        if (x.what === y.what && overlaps(x.net, y.net)) {
-          r.error(
-            x.path,
-            `${x.what} ${x.net.text.replace(/\/32$/, "")} overlaps ${y.net.text.replace(/\/32$/, "")} of lab ${a.input.name} at ${ra.where(y.path)} (same VPC ${b.input.aws.vpc_id})`,
-            `labs sharing a VPC need disjoint ${x.what === "subnet" ? "subnets" : x.what === "intranet CIDR" ? "intranet ranges (their routes would collide)" : "tunnel addresses"}`,
-          );
+          }
+        });
+        return list;
+      };
+      const rb = rangesOf(b.input);
+      const rangeA = rangesOf(a.input);
+      for (const x of rb) {
+        for (const y of rangeA) {
+          if (x.what === y.what && overlaps(x.net, y.net)) {
+            r.error(
+              x.path,
+              `${x.what} ${x.net.text.replace(/\/32$/, "")} overlaps ${y.net.text.replace(/\/32$/, "")} of lab ${a.input.name} at ${ra.where(y.path)} (same VPC ${b.input.aws.vpc_id})`,
+              `labs sharing a VPC need disjoint ${x.what === "subnet" ? "subnets" : x.what === "intranet CIDR" ? "intranet ranges (their routes would collide)" : "tunnel addresses"}`,
+            );
+          }
         }
       }
-    }
-    b.input.intranet.domains.forEach((db, i) => {
-      a.input.intranet.domains.forEach((da, j) => {
-        if (underDomain(db, da) || underDomain(da, db)) {
-          r.error(
-            ["intranet", "domains", i],
-            `routing domain ${db} overlaps ${da} of lab ${a.input.name} at ${ra.where(["intranet", "domains", j])} (same VPC)`,
-            "systemd-resolved would send one lab's names to the other lab's servers: keep routing domains disjoint",
-          );
-        }
+      b.input.intranet.domains.forEach((db, i) => {
+        a.input.intranet.domains.forEach((da, j) => {
+          if (underDomain(db, da) || underDomain(da, db)) {
+            r.error(
+              ["intranet", "domains", i],
+              `routing domain ${db} overlaps ${da} of lab ${a.input.name} at ${ra.where(["intranet", "domains", j])} (same VPC)`,
+              "systemd-resolved would send one lab's names to the other lab's servers: keep routing domains disjoint",
+            );
+          }
+        });
       });
     });
-  });
   for (const r of reporters.values()) out.push(...r.list);
   return out;
 }
