@@ -18,6 +18,9 @@ readonly DEBIAN_NEEDS=(
   dnsmasq:dnsmasq-base
   wg:wireguard-tools
   dbus-daemon:dbus
+  dbus-send:dbus-bin
+  sysctl:procps
+  /usr/lib/x86_64-linux-gnu/systemd/libsystemd-shared-252.so:libsystemd-shared
   curl:curl
   logger:bsdutils
   dpkg-deb:dpkg

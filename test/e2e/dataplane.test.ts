@@ -1,0 +1,1401 @@
+/**
+ * The data plane, for real, in network namespaces (issue 6).
+ *
+ *   worker ──veth── runner ──veth(eth0, DHCP)── lab
+ *   198.18.4.10      198.18.0.10 (vpc0)          198.51.100.1  OpenVPN server(s), DHCP
+ *   198.18.8.10      198.18.0.26 (lab e2eb)      203.0.113.0/24, 192.0.2.0/24 on lo: web + DNS
+ *
+ * The files are generated at test time from test/e2e/lab.yaml and test/e2e/lab-b.yaml with the
+ * built CLI and used as deployed: in the runner's own mount namespace a real NetworkManager (with
+ * NetworkManager-openvpn) on a private system bus loads the generated keyfiles; activating the
+ * generated uplink starts the generated VPN profile through connection.secondaries; NM's
+ * dispatcher runs the generated script; a real systemd-resolved (unpacked, never installed)
+ * reads the generated drop-in and gets the tunnel's DNS from NetworkManager over D-Bus.
+ * The lab runs a real `openvpn --secret` server whose settings mirror the generated keyfile.
+ *
+ * Needs root and network namespaces; without them it fails (it never skips).
+ * Run: npm run test:e2e   (or: npx uvu -r tsx test/e2e '\.test\.ts$' after npm run build)
+ */
+import { test } from "uvu";
+import * as assert from "uvu/assert";
+import { spawnSync } from "node:child_process";
+import { randomBytes } from "node:crypto";
+import * as fs from "node:fs";
+import * as os from "node:os";
+import * as path from "node:path";
+import { fileURLToPath } from "node:url";
+import { parse as parseYaml } from "yaml";
+import {
+  addNamespace,
+  cleanup,
+  setLogDir,
+  sh,
+  startDaemon,
+  tail,
+  waitFor,
+  type Daemon,
+} from "./harness.js";
+import {
+  readTunnel,
+  stubListenerExtra,
+  workerResolved,
+  type Tunnel,
+} from "./generated.js";
+import { fetchResolved, type Resolved } from "./resolved.js";
+
+const HERE = path.dirname(fileURLToPath(import.meta.url));
+const ROOT = path.resolve(HERE, "..", "..");
+const BIN = path.join(ROOT, "bin", "gen-lab.js");
+const LAB_A = path.join(HERE, "lab.yaml");
+const LAB_B = path.join(HERE, "lab-b.yaml");
+const started = Date.now();
+
+// Unique per run: parallel runs never share a namespace.
+const suffix = randomBytes(3).toString("hex");
+const NS = {
+  lab: `gl-lab-${suffix}`,
+  runner: `gl-runner-${suffix}`,
+  worker: `gl-worker-${suffix}`,
+};
+// Addresses of the test's own topology (documentation ranges only); the lab's addresses come
+// from the lab files and the generated files.
+const LAB_DHCP_RANGE = ["198.51.100.50", "198.51.100.60"] as const;
+const WORKER_HOST = 10; // worker address = <worker subnet> + 10
+const HTTP_PORT_ALLOWED = 80; // egress: beaker.e2e.example.com ports [80]
+const HTTP_PORT_DENIED = 8081; // not on the allow-list
+const CIDR_HOST = "203.0.113.70"; // egress: 203.0.113.64/26 ports [8080]
+const CIDR_PORT = 8080;
+// A name only the DNS test asks for: the lab's DNS log then shows which way that query came.
+const PROBE_LABEL = "dns-probe";
+const PROBE_HOST = 11; // dns-probe.<domain> = .11 of the first intranet CIDR
+
+interface LabSide {
+  name: string;
+  yaml: any;
+  rootfs: string;
+  userData: string;
+  tunnel: Tunnel;
+  runnerAddress: string;
+  workerSubnet: string;
+  workerAddress: string;
+  beakerHost: string;
+  beakerAddress: string;
+}
+
+interface State {
+  tmp: string;
+  nsdir: string; // what runner-ns.sh mounts
+  holder: Daemon; // owns the runner's mount namespace
+  a: LabSide;
+  b: LabSide;
+  lanDns: Daemon;
+  servers: Map<string, Daemon>;
+  baseline: string; // iptables-save (filter+nat) with Docker's chains, before any tunnel
+  resolved: Resolved;
+  env: NodeJS.ProcessEnv; // of the runner's daemons: the private bus
+}
+let S: State | undefined;
+let setupError: Error | undefined;
+
+function ready(): State {
+  if (!S)
+    throw new Error(
+      `the data plane was not set up, so this cannot be checked: ${setupError?.message.split("\n")[0] ?? "setup did not run"}`,
+    );
+  return S;
+}
+
+// ---------------------------------------------------------------- namespace helpers
+
+const inNs = (ns: string, argv: readonly string[]) => [
+  "ip",
+  "netns",
+  "exec",
+  ns,
+  ...argv,
+];
+/** A command inside the runner's network AND mount namespace (where NM, resolved, the keys live). */
+const inRunner = (argv: readonly string[]) => [
+  "nsenter",
+  "-t",
+  String(ready().holder.pid),
+  "-m",
+  "-n",
+  "--",
+  ...argv,
+];
+
+function nmcli(args: readonly string[], allowFail = false) {
+  return sh(inRunner(["nmcli", ...args]), { allowFail, timeoutMs: 30_000 });
+}
+
+/** iptables-save of the runner, filter and nat tables, without comments and counters. */
+function rules(): string {
+  const out: string[] = [];
+  for (const table of ["filter", "nat"]) {
+    const r = sh(inNs(NS.runner, ["iptables-save", "-t", table]));
+    out.push(
+      ...r.stdout
+        .split("\n")
+        .filter((l) => l !== "" && !l.startsWith("#"))
+        .map((l) => l.replace(/\[\d+:\d+\]/g, "[0:0]")),
+    );
+  }
+  return out.join("\n") + "\n";
+}
+
+function chainRules(table: string, chain: string): string | undefined {
+  const r = sh(
+    inNs(NS.runner, ["iptables", "-w", "5", "-t", table, "-S", chain]),
+    {
+      allowFail: true,
+    },
+  );
+  return r.status === 0 ? r.stdout : undefined;
+}
+
+/** The runner's tunnel interface of a lab: the one carrying the keyfile's local-ip. */
+function tunnelInterface(t: Tunnel): string | undefined {
+  const r = sh(inNs(NS.runner, ["ip", "-o", "-4", "addr", "show"]));
+  for (const line of r.stdout.split("\n")) {
+    const m = /^\d+:\s+(\S+)\s+inet\s+(\S+)/.exec(line);
+    if (m && m[2]!.split("/")[0] === t.localIp) return m[1]!;
+  }
+  return undefined;
+}
+
+/** Run a lab's generated dispatcher script by hand, exactly as NetworkManager runs it. */
+function dispatch(t: Tunnel, action: string) {
+  const iface = tunnelInterface(t) ?? "tun-gone";
+  return sh(
+    inRunner([
+      "env",
+      "-i",
+      "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+      `CONNECTION_UUID=${t.uuid}`,
+      `CONNECTION_ID=${t.vpnId}`,
+      `NM_DISPATCHER_ACTION=${action}`,
+      `VPN_IP_IFACE=${iface}`,
+      `DEVICE_IFACE=${iface}`,
+      `DEVICE_IP_IFACE=${iface}`,
+      `/etc/NetworkManager/dispatcher.d/${path.basename(t.dispatcher)}`,
+      iface,
+      action,
+    ]),
+  );
+}
+
+interface Http {
+  ok: boolean;
+  status: number | null;
+  body: string;
+  err: string;
+  json?: { server: string; client: string };
+}
+
+/** An HTTP GET from the worker. curl exit 7 = connection refused, 28 = timeout. */
+function workerGet(address: string, port: number, timeoutS = 3): Http {
+  const r = sh(
+    inNs(NS.worker, [
+      "curl",
+      "-sS",
+      "--noproxy",
+      "*",
+      "--connect-timeout",
+      String(timeoutS),
+      "--max-time",
+      String(timeoutS + 1),
+      `http://${address}:${port}/`,
+    ]),
+    { allowFail: true, timeoutMs: (timeoutS + 5) * 1000 },
+  );
+  let json;
+  try {
+    json = JSON.parse(r.stdout);
+  } catch {
+    /* not ours */
+  }
+  return {
+    ok: r.status === 0,
+    status: r.status,
+    body: r.stdout,
+    err: r.stderr,
+    json,
+  };
+}
+
+function assertReaches(
+  side: LabSide,
+  address: string,
+  port: number,
+  what: string,
+) {
+  const r = workerGet(address, port);
+  assert.ok(
+    r.ok && r.json,
+    `${what}: worker -> http://${address}:${port}/ failed (curl exit ${r.status}): ${r.err}${r.body}\n${diagnostics()}`,
+  );
+  assert.is(
+    r.json!.client,
+    side.tunnel.localIp,
+    `${what}: the lab must see the runner's tunnel address (masquerade), saw ${r.json!.client}`,
+  );
+}
+
+function diagnostics(): string {
+  if (!S) return "";
+  const parts = [`--- runner rules\n${rules()}`];
+  for (const name of ["NetworkManager", "nm-dispatcher", "systemd-resolved"]) {
+    const f = path.join(S.tmp, "logs", `${name}.log`);
+    if (fs.existsSync(f))
+      parts.push(
+        `--- ${name} (last lines)\n${fs.readFileSync(f, "utf8").split("\n").slice(-25).join("\n")}`,
+      );
+  }
+  return parts.join("\n");
+}
+
+// ---------------------------------------------------------------- Docker 28's chains
+
+/**
+ * Docker 28's iptables setup as moby v28.5.2 does it (libnetwork/drivers/bridge/internal/
+ * iptabler/iptabler.go and network.go, libnetwork/firewall_linux.go): FORWARD policy DROP;
+ * chains DOCKER, DOCKER-FORWARD, DOCKER-BRIDGE, DOCKER-CT, DOCKER-ISOLATION-STAGE-1/2 (filter),
+ * DOCKER (nat); EnsureJumpRule (delete, then insert first) FORWARD -> DOCKER-FORWARD, then
+ * DOCKER-FORWARD -> DOCKER-BRIDGE, -> DOCKER-ISOLATION-STAGE-1, -> DOCKER-CT; the default bridge
+ * docker0 172.17.0.0/16 with its MASQUERADE; last the controller's DOCKER-USER chain with
+ * EnsureJumpRule FORWARD -> DOCKER-USER, so FORWARD starts with -j DOCKER-USER, -j DOCKER-FORWARD.
+ */
+function dockerStart(): void {
+  const ipt = (...a: string[]) =>
+    sh(inNs(NS.runner, ["iptables", "-w", "5", ...a]));
+  const has = (...a: string[]) =>
+    sh(inNs(NS.runner, ["iptables", "-w", "5", ...a]), { allowFail: true })
+      .status === 0;
+  const newChain = (table: string, chain: string) => {
+    if (!has("-t", table, "-n", "-L", chain)) ipt("-t", table, "-N", chain);
+  };
+  const ensureJump = (
+    table: string,
+    from: string,
+    to: string,
+    ...match: string[]
+  ) => {
+    while (has("-t", table, "-C", from, ...match, "-j", to))
+      ipt("-t", table, "-D", from, ...match, "-j", to);
+    ipt("-t", table, "-I", from, ...match, "-j", to);
+  };
+  const append = (table: string, chain: string, ...rule: string[]) => {
+    if (!has("-t", table, "-C", chain, ...rule))
+      ipt("-t", table, "-A", chain, ...rule);
+  };
+  ipt("-t", "filter", "-P", "FORWARD", "DROP");
+  newChain("nat", "DOCKER");
+  for (const c of [
+    "DOCKER",
+    "DOCKER-FORWARD",
+    "DOCKER-BRIDGE",
+    "DOCKER-CT",
+    "DOCKER-ISOLATION-STAGE-1",
+    "DOCKER-ISOLATION-STAGE-2",
+  ])
+    newChain("filter", c);
+  ensureJump("filter", "FORWARD", "DOCKER-FORWARD");
+  ensureJump("filter", "DOCKER-FORWARD", "DOCKER-BRIDGE");
+  ensureJump("filter", "DOCKER-FORWARD", "DOCKER-ISOLATION-STAGE-1");
+  ensureJump("filter", "DOCKER-FORWARD", "DOCKER-CT");
+  append(
+    "nat",
+    "PREROUTING",
+    "-m",
+    "addrtype",
+    "--dst-type",
+    "LOCAL",
+    "-j",
+    "DOCKER",
+  );
+  append(
+    "nat",
+    "OUTPUT",
+    "!",
+    "-d",
+    "127.0.0.0/8",
+    "-m",
+    "addrtype",
+    "--dst-type",
+    "LOCAL",
+    "-j",
+    "DOCKER",
+  );
+  // The default bridge network.
+  append(
+    "nat",
+    "POSTROUTING",
+    "-s",
+    "172.17.0.0/16",
+    "!",
+    "-o",
+    "docker0",
+    "-j",
+    "MASQUERADE",
+  );
+  append("nat", "DOCKER", "-i", "docker0", "-j", "RETURN");
+  append(
+    "filter",
+    "DOCKER",
+    "!",
+    "-i",
+    "docker0",
+    "-o",
+    "docker0",
+    "-j",
+    "DROP",
+  );
+  append("filter", "DOCKER-BRIDGE", "-o", "docker0", "-j", "DOCKER");
+  append(
+    "filter",
+    "DOCKER-CT",
+    "-o",
+    "docker0",
+    "-m",
+    "conntrack",
+    "--ctstate",
+    "RELATED,ESTABLISHED",
+    "-j",
+    "ACCEPT",
+  );
+  append("filter", "DOCKER-FORWARD", "-i", "docker0", "-j", "ACCEPT");
+  append(
+    "filter",
+    "DOCKER-ISOLATION-STAGE-1",
+    "-i",
+    "docker0",
+    "!",
+    "-o",
+    "docker0",
+    "-j",
+    "DOCKER-ISOLATION-STAGE-2",
+  );
+  append("filter", "DOCKER-ISOLATION-STAGE-2", "-o", "docker0", "-j", "DROP");
+  // The controller's user chain (never flushed by Docker), jumped to first.
+  newChain("filter", "DOCKER-USER");
+  ensureJump("filter", "FORWARD", "DOCKER-USER");
+}
+
+/** A Docker restart at its harshest: every Docker chain and jump gone, then set up afresh. */
+function dockerRestart(): void {
+  const ipt = (...a: string[]) =>
+    sh(inNs(NS.runner, ["iptables", "-w", "5", ...a]), { allowFail: true });
+  for (const to of ["DOCKER-USER", "DOCKER-FORWARD"])
+    while (ipt("-t", "filter", "-D", "FORWARD", "-j", to).status === 0);
+  while (
+    ipt(
+      "-t",
+      "nat",
+      "-D",
+      "PREROUTING",
+      "-m",
+      "addrtype",
+      "--dst-type",
+      "LOCAL",
+      "-j",
+      "DOCKER",
+    ).status === 0
+  );
+  while (
+    ipt(
+      "-t",
+      "nat",
+      "-D",
+      "OUTPUT",
+      "!",
+      "-d",
+      "127.0.0.0/8",
+      "-m",
+      "addrtype",
+      "--dst-type",
+      "LOCAL",
+      "-j",
+      "DOCKER",
+    ).status === 0
+  );
+  while (
+    ipt(
+      "-t",
+      "nat",
+      "-D",
+      "POSTROUTING",
+      "-s",
+      "172.17.0.0/16",
+      "!",
+      "-o",
+      "docker0",
+      "-j",
+      "MASQUERADE",
+    ).status === 0
+  );
+  const chains = [
+    "DOCKER-FORWARD",
+    "DOCKER-BRIDGE",
+    "DOCKER-CT",
+    "DOCKER-ISOLATION-STAGE-1",
+    "DOCKER-ISOLATION-STAGE-2",
+    "DOCKER",
+  ];
+  for (const c of chains) ipt("-t", "filter", "-F", c);
+  for (const c of chains) ipt("-t", "filter", "-X", c);
+  ipt("-t", "nat", "-F", "DOCKER");
+  ipt("-t", "nat", "-X", "DOCKER");
+  dockerStart();
+}
+
+// ---------------------------------------------------------------- setup
+
+function requireEnvironment(): void {
+  if (process.platform !== "linux")
+    throw new Error("the data-plane test needs Linux");
+  if (process.getuid?.() !== 0)
+    throw new Error(
+      "the data-plane test needs root (it creates network namespaces and runs NetworkManager, OpenVPN, iptables); run it as root, e.g. sudo npm run test:e2e",
+    );
+  const missing = [
+    "ip",
+    "nsenter",
+    "unshare",
+    "iptables",
+    "iptables-save",
+    "openvpn",
+    "NetworkManager",
+    "nmcli",
+    "dbus-daemon",
+    "dbus-send",
+    "sysctl",
+    "dnsmasq",
+    "curl",
+    "dpkg-deb",
+    "apt-get",
+  ].filter(
+    (p) =>
+      spawnSync("sh", ["-c", 'command -v "$1"', "sh", p], { encoding: "utf8" })
+        .status !== 0,
+  );
+  if (!fs.existsSync("/usr/lib/NetworkManager/nm-openvpn-service"))
+    missing.push("nm-openvpn-service");
+  if (missing.length > 0)
+    throw new Error(
+      `the data-plane test needs these programs: ${missing.join(", ")} (scripts/test-all.sh installs them)`,
+    );
+  if (!fs.existsSync("/dev/net/tun"))
+    throw new Error("no /dev/net/tun: OpenVPN cannot create its tunnel");
+  const probe = `gl-probe-${suffix}`;
+  const r = spawnSync("ip", ["netns", "add", probe], { encoding: "utf8" });
+  if (r.status !== 0)
+    throw new Error(
+      `cannot create a network namespace (ip netns add): ${r.stderr.trim()}`,
+    );
+  spawnSync("ip", ["netns", "del", probe]);
+}
+
+function nmDispatcherBinary(): string {
+  for (const p of [
+    "/usr/lib/NetworkManager/nm-dispatcher",
+    "/usr/libexec/nm-dispatcher",
+  ])
+    if (fs.existsSync(p)) return p;
+  throw new Error("nm-dispatcher not found");
+}
+
+function labSide(name: string, file: string, out: string): LabSide {
+  const yaml = parseYaml(fs.readFileSync(file, "utf8"));
+  const runner = yaml.runners[0];
+  const zone = yaml.aws.zones[runner.zone];
+  const runnerDir = path.join(out, name, "runners", runner.name);
+  const rootfs = path.join(runnerDir, "rootfs");
+  const workerSubnet: string = zone.worker_subnet;
+  const [net] = workerSubnet.split("/");
+  const o = net!.split(".").map(Number);
+  o[3] = o[3]! + WORKER_HOST;
+  const beakerHost = new URL(yaml.beaker.url).hostname;
+  const tunnel = readTunnel(rootfs, name);
+  // The intranet's web server: .10 of the first intranet CIDR.
+  const intranet = (yaml.intranet.cidrs[0] as string)
+    .split("/")[0]!
+    .split(".")
+    .map(Number);
+  intranet[3] = intranet[3]! + 10;
+  return {
+    name,
+    yaml,
+    rootfs,
+    userData: path.join(runnerDir, "worker-user-data.yaml"),
+    tunnel,
+    runnerAddress: runner.address,
+    workerSubnet,
+    workerAddress: o.join("."),
+    beakerHost,
+    beakerAddress: intranet.join("."),
+  };
+}
+
+function probeAddress(side: LabSide): string {
+  const o = (side.yaml.intranet.cidrs[0] as string)
+    .split("/")[0]!
+    .split(".")
+    .map(Number);
+  o[3] = o[3]! + PROBE_HOST;
+  return o.join(".");
+}
+
+/** Copy one lab's generated files (or some of them) into the runner's deployed rootfs. */
+function deploy(
+  side: LabSide,
+  nsdir: string,
+  which: "systemd" | "networkmanager",
+) {
+  const copy = (rel: string) => {
+    const src = path.join(side.rootfs, rel);
+    const dst = path.join(nsdir, "rootfs", rel);
+    fs.mkdirSync(path.dirname(dst), { recursive: true });
+    fs.copyFileSync(src, dst);
+    fs.chmodSync(dst, fs.statSync(src).mode & 0o7777);
+  };
+  if (which === "systemd")
+    copy(`etc/systemd/resolved.conf.d/90-gen-lab-${side.name}.conf`);
+  else {
+    copy(`etc/NetworkManager/system-connections/${side.name}-vpn.nmconnection`);
+    copy(
+      `etc/NetworkManager/system-connections/${side.name}-uplink.nmconnection`,
+    );
+    copy(`etc/NetworkManager/dispatcher.d/90-gen-lab-${side.name}`);
+  }
+}
+
+/** The lab's OpenVPN server: the peer of the generated profile, every setting mirrored from it. */
+function startVpnServer(side: LabSide, keyFile: string): Daemon {
+  const t = side.tunnel;
+  const argv = [
+    "openvpn",
+    "--dev",
+    "tun",
+    "--local",
+    t.remote,
+    "--port",
+    String(t.port),
+    "--proto",
+    t.tcp ? "tcp-server" : "udp",
+    "--ifconfig",
+    t.remoteIp,
+    t.localIp,
+    "--secret",
+    keyFile,
+    ...(t.keyDirection === 0 || t.keyDirection === 1
+      ? [String(1 - t.keyDirection)]
+      : []),
+    ...(t.cipher ? ["--cipher", t.cipher] : []),
+    // A client's explicit exit notification restarts the server: keep its tun across that.
+    "--persist-tun",
+    "--persist-key",
+    "--verb",
+    "3",
+  ];
+  return startDaemon(`openvpn-server-${side.name}`, inNs(NS.lab, argv));
+}
+
+/** How often the lab's OpenVPN server has (re)opened its socket for a peer. */
+function serverListens(server: Daemon): number {
+  return (
+    fs.readFileSync(server.log, "utf8").split("link remote: [AF_UNSPEC]")
+      .length - 1
+  );
+}
+
+/**
+ * Take a lab's tunnel down with NetworkManager and wait until the dispatcher removed its rules
+ * and the lab's server, which restarts on the client's exit notification, listens again (a real
+ * lab's server is long back by the next connection; without the wait the first packets of an
+ * immediate reconnect are lost and the dispatcher's name lookups time out before they retry).
+ */
+async function takeDown(side: LabSide): Promise<void> {
+  const server = ready().servers.get(`vpn-${side.name}`)!;
+  const listens = serverListens(server);
+  nmcli(["connection", "down", side.tunnel.vpnId]);
+  await waitRulesGone(side);
+  await waitFor(
+    `the lab's OpenVPN server of ${side.name} to listen again`,
+    () => {
+      if (server.exited) throw new Error(tail(server));
+      return serverListens(server) > listens;
+    },
+  );
+}
+
+async function waitVpnUp(side: LabSide): Promise<void> {
+  const t = side.tunnel;
+  await waitFor(
+    `NetworkManager to activate ${t.vpnId}`,
+    () => {
+      const r = nmcli(
+        ["-g", "GENERAL.STATE", "connection", "show", t.vpnId],
+        true,
+      );
+      return r.stdout.trim() === "activated";
+    },
+    20_000,
+    200,
+  );
+  // The dispatcher's vpn-up ends by hooking its NAT chain into POSTROUTING.
+  await waitFor(
+    `the dispatcher's vpn-up for ${side.name} (GENLAB-NAT-${side.name} hooked into POSTROUTING)`,
+    () =>
+      (chainRules("nat", "POSTROUTING") ?? "")
+        .split("\n")
+        .includes(`-A POSTROUTING -j GENLAB-NAT-${side.name}`),
+    15_000,
+    100,
+  );
+}
+
+async function waitRulesGone(side: LabSide): Promise<void> {
+  await waitFor(
+    `the dispatcher's vpn-down for ${side.name}`,
+    () =>
+      chainRules("filter", `GENLAB-FWD-${side.name}`) === undefined &&
+      chainRules("nat", `GENLAB-NAT-${side.name}`) === undefined,
+    15_000,
+    100,
+  );
+}
+
+async function setup(): Promise<State> {
+  requireEnvironment();
+  const tmp = fs.mkdtempSync(path.join(os.tmpdir(), "gen-lab-e2e-"));
+  fs.mkdirSync(path.join(tmp, "logs"));
+  setLogDir(path.join(tmp, "logs"));
+
+  // 1. Generate both labs with the built CLI.
+  const out = path.join(tmp, "out");
+  const gen = sh([process.execPath, BIN, LAB_A, LAB_B, "-o", out], {
+    timeoutMs: 60_000,
+  });
+  assert.ok(gen.status === 0, `gen-lab failed: ${gen.stderr}`);
+  const a = labSide("e2e", LAB_A, out);
+  const b = labSide("e2eb", LAB_B, out);
+  for (const side of [a, b]) {
+    assert.equal(
+      side.tunnel.secondaries,
+      [side.tunnel.uuid],
+      `${side.name}: the uplink's secondaries must name the VPN profile`,
+    );
+    assert.equal(stubListenerExtra(side.rootfs, side.name), [
+      side.runnerAddress,
+    ]);
+  }
+  const resolved = fetchResolved();
+
+  // 2. The runner's files as deployed, its keys, and what its mount namespace shows.
+  const nsdir = path.join(tmp, "runner");
+  for (const d of [
+    "rootfs/etc/NetworkManager/system-connections",
+    "rootfs/etc/NetworkManager/dispatcher.d",
+    "rootfs/etc/systemd/resolved.conf.d",
+    "keys",
+    "nm-conf.d",
+  ])
+    fs.mkdirSync(path.join(nsdir, d), { recursive: true });
+  fs.chmodSync(
+    path.join(nsdir, "rootfs/etc/NetworkManager/system-connections"),
+    0o700,
+  );
+  deploy(a, nsdir, "networkmanager");
+  deploy(a, nsdir, "systemd");
+  deploy(b, nsdir, "systemd"); // lab b's keyfiles join later (two uplinks for one eth0 would race)
+  for (const side of [a, b]) {
+    const key = path.join(nsdir, "keys", path.basename(side.tunnel.staticKey));
+    assert.is(
+      path.dirname(side.tunnel.staticKey),
+      "/run/gen-lab-e2e",
+      "runner-ns.sh puts the keys in /run/gen-lab-e2e",
+    );
+    sh(["openvpn", "--genkey", "secret", key]);
+    fs.chmodSync(key, 0o600);
+  }
+  fs.writeFileSync(
+    path.join(nsdir, "resolv.conf"),
+    "# runner of the gen-lab data-plane test: systemd-resolved's stub\nnameserver 127.0.0.53\noptions edns0 trust-ad\nsearch .\n",
+  );
+  let passwd = fs.readFileSync("/etc/passwd", "utf8");
+  let group = fs.readFileSync("/etc/group", "utf8");
+  if (!/^systemd-resolve:/m.test(passwd) || !/^systemd-resolve:/m.test(group)) {
+    const used = new Set(
+      [...passwd.matchAll(/^[^:]*:[^:]*:(\d+):(\d+):/gm)].flatMap((m) => [
+        m[1],
+        m[2],
+      ]),
+    );
+    for (const m of group.matchAll(/^[^:]*:[^:]*:(\d+):/gm)) used.add(m[1]);
+    let id = 990;
+    while (used.has(String(id))) id--;
+    if (!/^systemd-resolve:/m.test(group))
+      group += `systemd-resolve:x:${id}:\n`;
+    const gid = /^systemd-resolve:[^:]*:(\d+):/m.exec(group)![1];
+    if (!/^systemd-resolve:/m.test(passwd))
+      passwd += `systemd-resolve:x:${id}:${gid}:systemd Resolver:/run/systemd:/usr/sbin/nologin\n`;
+  }
+  fs.writeFileSync(path.join(nsdir, "passwd"), passwd);
+  fs.writeFileSync(path.join(nsdir, "group"), group);
+  const dbusConf = path.join(nsdir, "system-bus.conf");
+  fs.writeFileSync(
+    dbusConf,
+    `<!DOCTYPE busconfig PUBLIC "-//freedesktop//DTD D-BUS Bus Configuration 1.0//EN"
+ "http://www.freedesktop.org/standards/dbus/1.0/busconfig.dtd">
+<busconfig>
+  <type>system</type>
+  <!-- The default system bus address, but in the runner's private /run: nm-openvpn's helper
+       (which openvpn runs as its up script, with openvpn's environment only) connects there. -->
+  <listen>unix:path=/run/dbus/system_bus_socket</listen>
+  <auth>EXTERNAL</auth>
+  <policy context="default">
+    <allow user="*"/>
+    <allow own="*"/>
+    <allow send_type="method_call"/>
+    <allow send_type="signal"/>
+    <allow send_type="method_return"/>
+    <allow send_type="error"/>
+    <allow send_destination="*"/>
+    <allow receive_sender="*"/>
+  </policy>
+  <includedir>/usr/share/dbus-1/system.d</includedir>
+</busconfig>
+`,
+  );
+  const nmConf = path.join(nsdir, "NetworkManager.conf");
+  fs.writeFileSync(
+    nmConf,
+    `[main]
+plugins=keyfile
+no-auto-default=*
+dns=systemd-resolved
+rc-manager=unmanaged
+# Never touch the host's name (the runner also gets its own UTS namespace).
+hostname-mode=none
+auth-polkit=false
+
+[keyfile]
+path=/etc/NetworkManager/system-connections
+# The worker-facing link is configured by the test (AWS would give the runner one interface).
+unmanaged-devices=interface-name:vpc0
+
+[logging]
+level=INFO
+domains=VPN_PLUGIN:DEBUG,VPN:DEBUG,DISPATCH:DEBUG,DNS:DEBUG
+`,
+  );
+
+  // 3. Namespaces and links.
+  for (const ns of [NS.lab, NS.runner, NS.worker]) addNamespace(ns);
+  const uplink = a.tunnel.uplinkInterface;
+  sh([
+    "ip",
+    "link",
+    "add",
+    "up0",
+    "netns",
+    NS.lab,
+    "type",
+    "veth",
+    "peer",
+    "name",
+    uplink,
+    "netns",
+    NS.runner,
+  ]);
+  sh([
+    "ip",
+    "link",
+    "add",
+    "eth0",
+    "netns",
+    NS.worker,
+    "type",
+    "veth",
+    "peer",
+    "name",
+    "vpc0",
+    "netns",
+    NS.runner,
+  ]);
+  const lab = (...a: string[]) => sh(["ip", "-n", NS.lab, ...a]);
+  const runner = (...a: string[]) => sh(["ip", "-n", NS.runner, ...a]);
+  const worker = (...a: string[]) => sh(["ip", "-n", NS.worker, ...a]);
+  // The lab: VPN endpoint on the "internet" side, intranet hosts on lo.
+  lab("addr", "add", `${a.tunnel.remote}/24`, "dev", "up0");
+  lab("link", "set", "up0", "up");
+  const intranetHosts = new Set<string>([
+    a.beakerAddress,
+    CIDR_HOST,
+    ...a.tunnel.dns,
+    b.beakerAddress,
+    ...b.tunnel.dns,
+  ]);
+  for (const h of intranetHosts) lab("addr", "add", `${h}/32`, "dev", "lo");
+  // The runner: its VPC address(es) face the worker (AWS routes the worker subnets' intranet
+  // traffic to the runner's interface); eth0 (the uplink) is NetworkManager's.
+  runner("link", "set", "vpc0", "up");
+  for (const side of [a, b]) {
+    runner("addr", "add", `${side.runnerAddress}/32`, "dev", "vpc0");
+    runner(
+      "route",
+      "add",
+      side.workerSubnet,
+      "dev",
+      "vpc0",
+      "src",
+      side.runnerAddress,
+    );
+  }
+  // The worker: the route table of its subnet sends the intranet to the runner.
+  worker("link", "set", "eth0", "up");
+  for (const side of [a, b]) {
+    worker(
+      "addr",
+      "add",
+      `${side.workerAddress}/${side.workerSubnet.split("/")[1]}`,
+      "dev",
+      "eth0",
+    );
+    worker(
+      "route",
+      "add",
+      `${side.runnerAddress}/32`,
+      "dev",
+      "eth0",
+      "src",
+      side.workerAddress,
+    );
+    for (const cidr of side.yaml.intranet.cidrs as string[])
+      worker(
+        "route",
+        "add",
+        cidr,
+        "via",
+        side.runnerAddress,
+        "src",
+        side.workerAddress,
+      );
+  }
+  // The runner's sysctl drop-ins, generated.
+  for (const side of [a, b])
+    sh(
+      inNs(NS.runner, [
+        "sysctl",
+        "-q",
+        "-p",
+        path.join(side.rootfs, `etc/sysctl.d/90-gen-lab-${side.name}.conf`),
+      ]),
+    );
+
+  // 4. The lab's services.
+  const servers = new Map<string, Daemon>();
+  servers.set(
+    "dhcp",
+    startDaemon(
+      "dnsmasq-dhcp",
+      inNs(NS.lab, [
+        "dnsmasq",
+        "--conf-file=/dev/null",
+        "--keep-in-foreground",
+        "--log-facility=-",
+        "--user=root",
+        "--group=root",
+        "--pid-file=",
+        "--port=0",
+        "--interface=up0",
+        "--bind-interfaces",
+        `--dhcp-range=${LAB_DHCP_RANGE[0]},${LAB_DHCP_RANGE[1]},255.255.255.0,1h`,
+        `--dhcp-leasefile=${path.join(tmp, "dhcp.leases")}`,
+      ]),
+    ),
+  );
+  const dnsArgs = [
+    "dnsmasq",
+    "--conf-file=/dev/null",
+    "--keep-in-foreground",
+    "--log-facility=-",
+    "--log-queries",
+    "--user=root",
+    "--group=root",
+    "--pid-file=",
+    "--port=53",
+    "--bind-interfaces",
+    "--no-resolv",
+    "--no-hosts",
+  ];
+  for (const side of [a, b]) {
+    for (const ns of side.tunnel.dns) dnsArgs.push(`--listen-address=${ns}`);
+    for (const d of side.yaml.intranet.domains as string[])
+      dnsArgs.push(`--local=/${d}/`);
+    dnsArgs.push(`--host-record=${side.beakerHost},${side.beakerAddress}`);
+    dnsArgs.push(
+      `--host-record=${PROBE_LABEL}.${side.yaml.intranet.domains[0]},${probeAddress(side)}`,
+    );
+  }
+  const lanDns = startDaemon("dnsmasq-dns", inNs(NS.lab, dnsArgs));
+  const web = startDaemon(
+    "web",
+    inNs(NS.lab, [
+      process.execPath,
+      path.join(HERE, "lab-server.mjs"),
+      `${a.beakerAddress}:${HTTP_PORT_ALLOWED}`,
+      `${a.beakerAddress}:${HTTP_PORT_DENIED}`,
+      `${CIDR_HOST}:${CIDR_PORT}`,
+      `${b.beakerAddress}:${HTTP_PORT_ALLOWED}`,
+    ]),
+  );
+  servers.set("web", web);
+  const vpnA = startVpnServer(
+    a,
+    path.join(nsdir, "keys", path.basename(a.tunnel.staticKey)),
+  );
+  servers.set(`vpn-${a.name}`, vpnA);
+  await waitFor("the lab's web server", () => {
+    if (web.exited) throw new Error(tail(web));
+    return fs.readFileSync(web.log, "utf8").includes("ready");
+  });
+  await waitFor("the lab's OpenVPN server", () => {
+    if (vpnA.exited) throw new Error(tail(vpnA));
+    return serverListens(vpnA) > 0;
+  });
+  await waitFor("the lab's DNS server", () => {
+    if (lanDns.exited) throw new Error(tail(lanDns));
+    return fs.readFileSync(lanDns.log, "utf8").includes("started");
+  });
+
+  // 5. Docker's chains exist before the tunnel comes up.
+  dockerStart();
+  const baseline = rules();
+
+  // 6. The runner's mount namespace, private bus, systemd-resolved, nm-dispatcher, NetworkManager.
+  const holder = startDaemon(
+    "runner-ns",
+    inNs(NS.runner, [
+      "unshare",
+      "--mount",
+      "--uts",
+      "--propagation",
+      "private",
+      "bash",
+      path.join(HERE, "runner-ns.sh"),
+      nsdir,
+    ]),
+  );
+  const env = {
+    PATH: "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+    DBUS_SYSTEM_BUS_ADDRESS: "unix:path=/run/dbus/system_bus_socket",
+    LANG: "C.UTF-8",
+  };
+  S = { tmp, nsdir, holder, a, b, lanDns, servers, baseline, resolved, env };
+  await waitFor("the runner's mount namespace", () => {
+    if (holder.exited) throw new Error(tail(holder));
+    return fs.existsSync(path.join(nsdir, "ready"));
+  });
+  const bus = startDaemon(
+    "dbus-daemon",
+    inRunner([
+      "dbus-daemon",
+      "--nofork",
+      "--nopidfile",
+      `--config-file=${dbusConf}`,
+    ]),
+    { env },
+  );
+  await waitFor("the runner's private system bus", () => {
+    if (bus.exited) throw new Error(tail(bus));
+    return fs.existsSync(`/proc/${holder.pid}/root/run/dbus/system_bus_socket`);
+  });
+  const res = startDaemon("systemd-resolved", inRunner([resolved.binary]), {
+    env: {
+      ...env,
+      LD_LIBRARY_PATH: resolved.libDir,
+      SYSTEMD_LOG_LEVEL: "debug",
+    },
+  });
+  await waitFor("systemd-resolved on the private bus", () => {
+    if (res.exited)
+      throw new Error(
+        `systemd-resolved ${resolved.version} exited:\n${tail(res)}`,
+      );
+    const r = sh(
+      inRunner([
+        "dbus-send",
+        "--system",
+        "--print-reply=literal",
+        "--dest=org.freedesktop.DBus",
+        "/org/freedesktop/DBus",
+        "org.freedesktop.DBus.NameHasOwner",
+        "string:org.freedesktop.resolve1",
+      ]),
+      { allowFail: true, env },
+    );
+    return /boolean true/.test(r.stdout);
+  });
+  startDaemon(
+    "nm-dispatcher",
+    inRunner([nmDispatcherBinary(), "--persist", "--debug"]),
+    { env },
+  );
+  const nm = startDaemon(
+    "NetworkManager",
+    inRunner([
+      "NetworkManager",
+      "--no-daemon",
+      "--debug", // log to stderr (the log file), not to the host's syslog
+      `--config=${nmConf}`,
+      `--config-dir=${path.join(nsdir, "nm-conf.d")}`,
+      `--system-config-dir=${path.join(nsdir, "nm-conf.d")}`,
+    ]),
+    { env },
+  );
+
+  // 7. NetworkManager autoconnects the generated uplink; its secondaries start the VPN; NM's
+  //    dispatcher runs the generated script.
+  try {
+    await waitVpnUp(a);
+  } catch (e) {
+    throw new Error(
+      `${(e as Error).message}\n--- NetworkManager\n${tail(nm, 60)}`,
+    );
+  }
+  return S;
+}
+
+// ---------------------------------------------------------------- the tests
+
+test.after(() => {
+  if (S) console.log(`  data-plane logs: ${path.join(S.tmp, "logs")}`);
+  cleanup();
+  if (S && !process.env.GEN_LAB_E2E_KEEP)
+    fs.rmSync(S.tmp, { recursive: true, force: true });
+  console.log(
+    `  data-plane test took ${((Date.now() - started) / 1000).toFixed(1)} s`,
+  );
+});
+
+test("setup: namespaces, the lab's OpenVPN server, NetworkManager starts the generated VPN as the uplink's secondary", async () => {
+  try {
+    await setup();
+  } catch (e) {
+    setupError = e as Error;
+    S = undefined;
+    throw e;
+  }
+  const { a } = ready();
+  const active = nmcli([
+    "-g",
+    "NAME,TYPE,DEVICE",
+    "connection",
+    "show",
+    "--active",
+  ]).stdout;
+  assert.ok(
+    active.includes(`${a.tunnel.uplinkId}:`),
+    `uplink not active:\n${active}`,
+  );
+  assert.ok(
+    active.includes(`${a.tunnel.vpnId}:vpn:`),
+    `VPN not active:\n${active}`,
+  );
+  const routes = sh(
+    inNs(NS.runner, ["ip", "-4", "route", "show", "table", "all"]),
+  ).stdout;
+  const tun = tunnelInterface(a.tunnel);
+  assert.ok(
+    tun,
+    `no interface carries the keyfile's local-ip ${a.tunnel.localIp}`,
+  );
+  for (const cidr of a.tunnel.routes)
+    assert.ok(
+      routes.includes(`${cidr} dev ${tun}`),
+      `route ${cidr} via ${tun} missing:\n${routes}`,
+    );
+});
+
+test("a worker reaches an intranet web server through the runner; the lab sees the runner's tunnel address", () => {
+  const { a } = ready();
+  assertReaches(a, a.beakerAddress, HTTP_PORT_ALLOWED, "beaker");
+});
+
+test("egress: allow-listed host and CIDR ports work, a port not on the allow-list is refused", () => {
+  const { a } = ready();
+  assertReaches(
+    a,
+    a.beakerAddress,
+    HTTP_PORT_ALLOWED,
+    "beaker.e2e.example.com:80 (allowed by host)",
+  );
+  assertReaches(
+    a,
+    CIDR_HOST,
+    CIDR_PORT,
+    "203.0.113.64/26:8080 (allowed by CIDR)",
+  );
+  const denied = workerGet(a.beakerAddress, HTTP_PORT_DENIED);
+  assert.not.ok(
+    denied.ok,
+    `port ${HTTP_PORT_DENIED} is not allow-listed but answered: ${denied.body}`,
+  );
+  assert.is(
+    denied.status,
+    7,
+    `a refused port must be refused at once (curl exit 7), got exit ${denied.status}: ${denied.err}`,
+  );
+  const deniedCidr = workerGet(CIDR_HOST, HTTP_PORT_ALLOWED);
+  assert.not.ok(
+    deniedCidr.ok,
+    `${CIDR_HOST}:${HTTP_PORT_ALLOWED} is not allow-listed but answered`,
+  );
+});
+
+test("vpn-up twice leaves exactly the rules of one vpn-up", () => {
+  const { a } = ready();
+  const once = rules();
+  dispatch(a.tunnel, "vpn-up");
+  assert.fixture(rules(), once, "a second vpn-up changed the rule set");
+  dispatch(a.tunnel, "up");
+  assert.fixture(
+    rules(),
+    once,
+    "an 'up' event after vpn-up changed the rule set",
+  );
+  assertReaches(
+    a,
+    a.beakerAddress,
+    HTTP_PORT_ALLOWED,
+    "after the repeated vpn-up",
+  );
+});
+
+test("a Docker restart (its chains flushed, recreated, jumps first again) keeps the path working", () => {
+  const { a } = ready();
+  const before = chainRules("filter", `GENLAB-FWD-${a.name}`);
+  dockerRestart();
+  const forward = chainRules("filter", "FORWARD")!
+    .split("\n")
+    .filter((l) => l.startsWith("-A"));
+  assert.equal(
+    forward.slice(0, 2),
+    ["-A FORWARD -j DOCKER-USER", "-A FORWARD -j DOCKER-FORWARD"],
+    "Docker's jumps must come first after its restart",
+  );
+  assert.ok(
+    forward.includes(`-A FORWARD -j GENLAB-FWD-${a.name}`),
+    "the lab's jump survived",
+  );
+  assert.is(
+    chainRules("filter", `GENLAB-FWD-${a.name}`),
+    before,
+    "Docker must not touch the lab's chain",
+  );
+  assertReaches(
+    a,
+    a.beakerAddress,
+    HTTP_PORT_ALLOWED,
+    "after a Docker restart",
+  );
+  assert.is(
+    workerGet(a.beakerAddress, HTTP_PORT_DENIED).status,
+    7,
+    "the allow-list still applies",
+  );
+});
+
+test("two labs on one runner: taking one lab's tunnel down leaves the other's traffic flowing", async () => {
+  const { a, b, nsdir, servers } = ready();
+  const vpnB = startVpnServer(
+    b,
+    path.join(nsdir, "keys", path.basename(b.tunnel.staticKey)),
+  );
+  servers.set(`vpn-${b.name}`, vpnB);
+  await waitFor("lab b's OpenVPN server", () => {
+    if (vpnB.exited) throw new Error(tail(vpnB));
+    return serverListens(vpnB) > 0;
+  });
+  deploy(b, nsdir, "networkmanager");
+  nmcli([
+    "connection",
+    "load",
+    ...[b.tunnel.vpnFile, b.tunnel.uplinkFile].map(
+      (f) => `/etc/NetworkManager/system-connections/${path.basename(f)}`,
+    ),
+  ]);
+  nmcli(["--wait", "25", "connection", "up", b.tunnel.vpnId]);
+  await waitVpnUp(b);
+  assertReaches(b, b.beakerAddress, HTTP_PORT_ALLOWED, "lab b");
+  assertReaches(a, a.beakerAddress, HTTP_PORT_ALLOWED, "lab a, with lab b up");
+
+  const bChains = [
+    chainRules("filter", "GENLAB-FWD-e2eb"),
+    chainRules("nat", "GENLAB-NAT-e2eb"),
+  ];
+  await takeDown(a);
+  assert.equal(
+    [
+      chainRules("filter", "GENLAB-FWD-e2eb"),
+      chainRules("nat", "GENLAB-NAT-e2eb"),
+    ],
+    bChains,
+    "lab a's vpn-down touched lab b's rules",
+  );
+  assertReaches(
+    b,
+    b.beakerAddress,
+    HTTP_PORT_ALLOWED,
+    "lab b, with lab a down",
+  );
+  assert.not.ok(
+    workerGet(a.beakerAddress, HTTP_PORT_ALLOWED, 1).ok,
+    "lab a is down: its intranet must be unreachable",
+  );
+
+  nmcli(["--wait", "25", "connection", "up", a.tunnel.vpnId]);
+  await waitVpnUp(a);
+  const aChains = [
+    chainRules("filter", "GENLAB-FWD-e2e"),
+    chainRules("nat", "GENLAB-NAT-e2e"),
+  ];
+  await takeDown(b);
+  assert.equal(
+    [
+      chainRules("filter", "GENLAB-FWD-e2e"),
+      chainRules("nat", "GENLAB-NAT-e2e"),
+    ],
+    aChains,
+    "lab b's vpn-down touched lab a's rules",
+  );
+  assertReaches(
+    a,
+    a.beakerAddress,
+    HTTP_PORT_ALLOWED,
+    "lab a, with lab b down",
+  );
+  assert.not.ok(
+    workerGet(b.beakerAddress, HTTP_PORT_ALLOWED, 1).ok,
+    "lab b is down: its intranet must be unreachable",
+  );
+});
+
+test("DNS: a worker resolves an intranet name through the runner's address (DNSStubListenerExtra), answered by the lab's DNS through the tunnel", () => {
+  const { a, lanDns, resolved, env } = ready();
+  const wanted = workerResolved(a.userData);
+  assert.equal(
+    wanted.dns,
+    [a.runnerAddress],
+    "the workers' DNS= must be their runner",
+  );
+  assert.equal(
+    wanted.domains,
+    a.yaml.intranet.domains.map((d: string) => `~${d}`),
+  );
+  // NetworkManager (dns=systemd-resolved) gave resolved the tunnel's DNS server and routing
+  // domain from the generated keyfile; the test never sets them.
+  const tun = tunnelInterface(a.tunnel)!;
+  const rctl = (...args: string[]) =>
+    sh(inRunner([resolved.resolvectl, ...args]), {
+      env: { ...env, LD_LIBRARY_PATH: resolved.libDir },
+    }).stdout;
+  const linkDns = rctl("dns", tun);
+  for (const ns of a.tunnel.dns)
+    assert.ok(linkDns.includes(ns), `resolved: DNS of ${tun}: ${linkDns}`);
+  const linkDomains = rctl("domain", tun);
+  for (const d of a.tunnel.dnsSearch)
+    assert.ok(
+      linkDomains.includes(d),
+      `resolved: domains of ${tun}: ${linkDomains}`,
+    );
+
+  const probe = `${PROBE_LABEL}.${a.yaml.intranet.domains[0]}`;
+  const lookup = sh(
+    inNs(NS.worker, [
+      process.execPath,
+      "-e",
+      `const r = new (require("node:dns").promises.Resolver)({ timeout: 3000, tries: 2 });
+       r.setServers([process.argv[1]]);
+       r.resolve4(process.argv[2]).then((a) => console.log(a.join(" ")), (e) => { console.error(e.code, e.message); process.exit(1); });`,
+      wanted.dns[0]!,
+      probe,
+    ]),
+    { allowFail: true },
+  );
+  assert.is(
+    lookup.stdout.trim(),
+    probeAddress(a),
+    `worker: ${probe} via ${wanted.dns[0]} -> ${lookup.stdout}${lookup.stderr}\n${diagnostics()}`,
+  );
+  // Only this lookup asks for that name: the lab's DNS server got it from the runner's tunnel address.
+  const asked = fs
+    .readFileSync(lanDns.log, "utf8")
+    .split("\n")
+    .filter((l) => l.includes(`query[A] ${probe} `));
+  assert.ok(
+    asked.length > 0,
+    "the lab's DNS server never saw the worker's query",
+  );
+  for (const l of asked)
+    assert.ok(
+      l.endsWith(` from ${a.tunnel.localIp}`),
+      `the query did not come over the tunnel: ${l}`,
+    );
+  // A name outside the intranet domains is not sent into the lab.
+  const outside = sh(
+    inNs(NS.worker, [
+      process.execPath,
+      "-e",
+      `const r = new (require("node:dns").promises.Resolver)({ timeout: 1000, tries: 1 });
+       r.setServers([process.argv[1]]);
+       r.resolve4(process.argv[2]).then((a) => console.log(a.join(" ")), (e) => { console.error(e.code); process.exit(1); });`,
+      wanted.dns[0]!,
+      `${PROBE_LABEL}.example.net`,
+    ]),
+    { allowFail: true },
+  );
+  assert.not.ok(
+    outside.status === 0,
+    `a name outside the intranet resolved: ${outside.stdout}`,
+  );
+  assert.not.ok(
+    fs.readFileSync(lanDns.log, "utf8").includes(`${PROBE_LABEL}.example.net`),
+    "a name outside the intranet domains reached the lab's DNS server",
+  );
+});
+
+test("vpn-down and down remove exactly the lab's rules: iptables-save is back to the state before vpn-up", async () => {
+  const { a, baseline } = ready();
+  await takeDown(a);
+  const down = rules();
+  assert.fixture(
+    down,
+    baseline,
+    "after vpn-down (by NetworkManager) the rules differ from before the first vpn-up",
+  );
+
+  nmcli(["--wait", "25", "connection", "up", a.tunnel.vpnId]);
+  await waitVpnUp(a);
+  assert.is.not(rules(), down);
+  dispatch(a.tunnel, "down");
+  assert.fixture(
+    rules(),
+    down,
+    "'down' did not restore the rules of before vpn-up",
+  );
+  dispatch(a.tunnel, "vpn-up");
+  assertReaches(a, a.beakerAddress, HTTP_PORT_ALLOWED, "after down + vpn-up");
+  dispatch(a.tunnel, "vpn-down");
+  assert.fixture(
+    rules(),
+    down,
+    "'vpn-down' did not restore the rules of before vpn-up",
+  );
+  dispatch(a.tunnel, "vpn-down");
+  assert.fixture(rules(), down, "a second vpn-down must change nothing");
+});
+
+test.run();
