@@ -386,54 +386,16 @@ function dockerStart(): void {
 function dockerRestart(): void {
   const ipt = (...a: string[]) =>
     sh(inNs(NS.runner, ["iptables", "-w", "5", ...a]), { allowFail: true });
-  for (const to of ["DOCKER-USER", "DOCKER-FORWARD"])
-    while (ipt("-t", "filter", "-D", "FORWARD", "-j", to).status === 0);
-  while (
-    ipt(
-      "-t",
-      "nat",
-      "-D",
-      "PREROUTING",
-      "-m",
-      "addrtype",
-      "--dst-type",
-      "LOCAL",
-      "-j",
-      "DOCKER",
-    ).status === 0
-  );
-  while (
-    ipt(
-      "-t",
-      "nat",
-      "-D",
-      "OUTPUT",
-      "!",
-      "-d",
-      "127.0.0.0/8",
-      "-m",
-      "addrtype",
-      "--dst-type",
-      "LOCAL",
-      "-j",
-      "DOCKER",
-    ).status === 0
-  );
-  while (
-    ipt(
-      "-t",
-      "nat",
-      "-D",
-      "POSTROUTING",
-      "-s",
-      "172.17.0.0/16",
-      "!",
-      "-o",
-      "docker0",
-      "-j",
-      "MASQUERADE",
-    ).status === 0
-  );
+  // Every jump and rule Docker put into the built-in chains, deleted as often as it is there.
+  const dockerRules = [
+    "filter FORWARD -j DOCKER-USER",
+    "filter FORWARD -j DOCKER-FORWARD",
+    "nat PREROUTING -m addrtype --dst-type LOCAL -j DOCKER",
+    "nat OUTPUT ! -d 127.0.0.0/8 -m addrtype --dst-type LOCAL -j DOCKER",
+    "nat POSTROUTING -s 172.17.0.0/16 ! -o docker0 -j MASQUERADE",
+  ].map((r) => r.split(" "));
+  for (const [table, chain, ...rule] of dockerRules)
+    while (ipt("-t", table!, "-D", chain!, ...rule).status === 0);
   const chains = [
     "DOCKER-FORWARD",
     "DOCKER-BRIDGE",
