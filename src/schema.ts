@@ -220,7 +220,13 @@ const TriggerSchema = z.strictObject({
       "for example https://gitlab.com/group/project.git",
     ),
   }),
-  branch: pattern(/^[A-Za-z0-9._/-]+$/, "a git branch name", "main"),
+  // git check-ref-format's rules that matter here: no leading '-' or '/', no '..', '//',
+  // trailing '/' or '.', and no '.lock' ending.
+  branch: pattern(
+    /^(?![-/.])(?!.*(\.\.|\/\/|\/\.|\.lock$|[/.]$))[A-Za-z0-9._/-]+$/,
+    "a git branch name",
+    "main",
+  ),
   extra: z
     .record(
       z.string(),

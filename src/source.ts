@@ -112,19 +112,29 @@ export function parseLabSource(
       ok: false,
       diagnostics: problems.map((e) => {
         const pos = lineCounter.linePos(e.pos[0]);
-        const duplicate = e.code === "DUPLICATE_KEY";
+        const [message, hint] =
+          e.code === "DUPLICATE_KEY"
+            ? [
+                "duplicate key in a mapping",
+                "each key may appear once; remove or merge the repeated one",
+              ]
+            : /call stack/i.test(e.message)
+              ? [
+                  "the document is nested too deeply",
+                  "a lab file is a few levels deep; check for runaway brackets",
+                ]
+              : [
+                  `YAML syntax error: ${firstLine(e.message)}`,
+                  "fix the YAML syntax at this position (indentation, quotes, brackets)",
+                ];
         return {
           severity: "error",
           file,
           line: pos.line,
           column: pos.col,
           path: "",
-          message: duplicate
-            ? "duplicate key in a mapping"
-            : `YAML syntax error: ${firstLine(e.message)}`,
-          hint: duplicate
-            ? "each key may appear once; remove or merge the repeated one"
-            : "fix the YAML syntax at this position (indentation, quotes, brackets)",
+          message,
+          hint,
         } satisfies Diagnostic;
       }),
     };

@@ -385,6 +385,13 @@ const cases: Case[] = [
     severity: "warning",
   },
   {
+    rule: "branch git would refuse",
+    text: edit(FOO, "branch: main", "branch: -rf"),
+    path: "pipeline.triggers[0].branch",
+    at: /branch: -rf/,
+    message: /git branch name/,
+  },
+  {
     rule: "Docker's other pools warn",
     text: edit(FOO, "local_ip: 10.255.0.2", "local_ip: 192.168.255.2"),
     path: "runners[0].vpn.local_ip",
@@ -601,6 +608,11 @@ const hostile: {
     name: "10 MB file",
     bytes: () => `version: 1\n# ${"x".repeat(10 * 1024 * 1024)}\n`,
     message: /more than a lab file may be/,
+  },
+  {
+    name: "nesting thousands of levels deep",
+    bytes: () => `version: 1\nname: ${"[".repeat(20000)}${"]".repeat(20000)}\n`,
+    message: /nested too deeply/,
   },
   {
     name: "alias bomb",
