@@ -120,7 +120,7 @@ export function parseLabSource(
               ]
             : /call stack/i.test(e.message)
               ? [
-                  "the document is nested too deeply",
+                  "the YAML document is nested too deeply",
                   "a lab file is a few levels deep; check for runaway brackets",
                 ]
               : [
