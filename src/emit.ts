@@ -7,7 +7,7 @@ import * as fs from "node:fs";
 import * as path from "node:path";
 import type { GeneratedFile } from "./file.js";
 import { MANIFEST_NAME, type Manifest } from "./generate.js";
-import { parseLabs, checkLabs, type CheckResult } from "./load.js";
+import { checkLabs, labsOrThrow, type CheckResult } from "./load.js";
 import type { Diagnostic } from "./diagnostics.js";
 import type { LabModel } from "./model.js";
 
@@ -56,18 +56,15 @@ export async function loadLab(
   return lab!;
 }
 
-/** Read several lab files and validate them together (cross-lab rules). Throws LabError. */
+/**
+ * Read several lab files and validate them together (cross-lab rules). Throws LabError, also
+ * for a file that cannot be read, exactly as the CLI reports it.
+ */
 export async function loadLabs(
   files: readonly string[],
   onWarning?: (d: Diagnostic) => void,
 ): Promise<LabModel[]> {
-  const texts = await Promise.all(
-    files.map(async (file) => ({
-      file,
-      text: await fs.promises.readFile(file),
-    })),
-  );
-  return parseLabs(texts, onWarning);
+  return labsOrThrow(checkLabFiles(files), onWarning);
 }
 
 /** What a write or a check found, per lab directory. */

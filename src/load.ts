@@ -83,7 +83,14 @@ export function parseLabs(
   texts: readonly LabText[],
   onWarning?: (d: Diagnostic) => void,
 ): LabModel[] {
-  const result = checkLabs(texts);
+  return labsOrThrow(checkLabs(texts), onWarning);
+}
+
+/** The labs of a check, or a {@link LabError} with every diagnostic; warnings go to `onWarning`. */
+export function labsOrThrow(
+  result: CheckResult,
+  onWarning?: (d: Diagnostic) => void,
+): LabModel[] {
   if (!result.labs) throw new LabError(result.diagnostics);
   if (onWarning) result.diagnostics.forEach(onWarning);
   return [...result.labs];
