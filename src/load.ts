@@ -52,6 +52,8 @@ export function checkLabs(texts: readonly LabText[]): CheckResult {
     if (!shape.input) continue;
     const rules = checkLab(parsed.source, shape.input);
     diagnostics.push(...rules);
+    // The cross-lab rules only need the text and the input; the tree can go.
+    parsed.source.compact();
     if (!rules.some((d) => d.severity === "error"))
       checked.push({ source: parsed.source, input: shape.input });
   }

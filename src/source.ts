@@ -24,6 +24,12 @@ export interface LabSource {
     path: YamlPath,
     opts?: { key?: boolean },
   ): { line: number; column: number };
+  /**
+   * Drop the syntax tree; `locate` parses the text again if it is asked later. A lab's tree
+   * is dozens of times its text: a large set of labs waiting for the cross-lab rules, which
+   * rarely report anything, must not hold every tree at once.
+   */
+  compact(): void;
 }
 
 /** A lab file is a few kilobytes; anything this large is a mistake, and rejecting it early keeps every run fast. */
@@ -97,15 +103,7 @@ export function parseLabSource(
     );
   }
 
-  const lineCounter = new LineCounter();
-  const doc = parseDocument(text, {
-    lineCounter,
-    // YAML 1.2 core schema: `no` stays a string and `0600` stays a number, as a reader expects.
-    version: "1.2",
-    uniqueKeys: true,
-    prettyErrors: false,
-    strict: true,
-  });
+  const { doc, lineCounter } = parseTree(text);
   const problems = [...doc.errors];
   if (problems.length > 0) {
     return {
@@ -169,6 +167,7 @@ export function parseLabSource(
     );
   }
 
+  let tree: Tree | undefined = { doc, lineCounter };
   return {
     ok: true,
     source: {
@@ -176,12 +175,35 @@ export function parseLabSource(
       text,
       data,
       locate(path, opts = {}) {
-        const offset = findOffset(doc, path, opts.key === true);
-        const pos = lineCounter.linePos(offset);
+        tree ??= parseTree(text);
+        const offset = findOffset(tree.doc, path, opts.key === true);
+        const pos = tree.lineCounter.linePos(offset);
         return { line: pos.line, column: pos.col };
+      },
+      compact() {
+        tree = undefined;
       },
     },
   };
+}
+
+interface Tree {
+  readonly doc: Document;
+  readonly lineCounter: LineCounter;
+}
+
+/** The one way lab text is parsed, so a tree parsed again after `compact` locates the same. */
+function parseTree(text: string): Tree {
+  const lineCounter = new LineCounter();
+  const doc = parseDocument(text, {
+    lineCounter,
+    // YAML 1.2 core schema: `no` stays a string and `0600` stays a number, as a reader expects.
+    version: "1.2",
+    uniqueKeys: true,
+    prettyErrors: false,
+    strict: true,
+  });
+  return { doc, lineCounter };
 }
 
 function firstLine(s: string): string {
