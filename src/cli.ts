@@ -2,11 +2,10 @@ import * as fs from "node:fs";
 import { excerpt, formatDiagnostic, type Diagnostic } from "./diagnostics.js";
 import {
   checkLabFiles,
-  checkTree,
-  writeTree,
+  checkLabTrees,
+  writeLabTrees,
   type TreeChange,
 } from "./emit.js";
-import { generate } from "./generate.js";
 
 /** Exit codes, documented in the README. */
 export const EXIT = { ok: 0, drift: 1, badInput: 2, internal: 3 } as const;
@@ -164,10 +163,9 @@ async function generateFromArgs(args: Args, io: Io): Promise<number> {
     io.err(`gen-lab: ${errors} error(s); nothing written.\n`);
     return EXIT.badInput;
   }
-  const files = generate(result.labs);
-
+  // Every lab is valid: render and write (or compare) one lab at a time.
   if (args.check) {
-    const { changes, diff } = checkTree(args.out, files);
+    const { changes, diff } = checkLabTrees(args.out, result.labs);
     const drift = changes.filter(
       (c) => c.added.length + c.changed.length + c.removed.length > 0,
     );
@@ -185,7 +183,7 @@ async function generateFromArgs(args: Args, io: Io): Promise<number> {
     return EXIT.drift;
   }
 
-  const changes = writeTree(args.out, files);
+  const changes = writeLabTrees(args.out, result.labs);
   if (!args.quiet) {
     for (const c of changes)
       io.out(

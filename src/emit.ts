@@ -6,7 +6,7 @@ import { createTwoFilesPatch } from "diff";
 import * as fs from "node:fs";
 import * as path from "node:path";
 import type { GeneratedFile } from "./file.js";
-import { MANIFEST_NAME, type Manifest } from "./generate.js";
+import { generateLab, MANIFEST_NAME, type Manifest } from "./generate.js";
 import { checkLabs, labsOrThrow, type CheckResult } from "./load.js";
 import type { Diagnostic } from "./diagnostics.js";
 import type { LabModel } from "./model.js";
@@ -76,7 +76,7 @@ export interface TreeChange {
   readonly unchanged: number;
 }
 
-/** Files grouped by their first path component, the lab directory. */
+/** Files grouped by their first path component, the lab directory; paths relative to it. */
 function byLab(files: readonly GeneratedFile[]): Map<string, GeneratedFile[]> {
   const groups = new Map<string, GeneratedFile[]>();
   for (const f of files) {
@@ -86,6 +86,28 @@ function byLab(files: readonly GeneratedFile[]): Map<string, GeneratedFile[]> {
     groups.set(lab, list);
   }
   return groups;
+}
+
+/**
+ * The labs in the order their directories sort (the order of `generate`'s paths), each with
+ * its files relative to its directory, rendered one lab at a time: a run over many labs holds
+ * one lab's output at once, not all of it.
+ */
+function* renderedLabs(
+  labs: readonly LabModel[],
+): Generator<[string, GeneratedFile[]]> {
+  const sorted = [...labs].sort((a, b) => {
+    const x = `${a.name}/`;
+    const y = `${b.name}/`;
+    return x < y ? -1 : x > y ? 1 : 0;
+  });
+  for (const lab of sorted) {
+    const prefix = `${lab.name}/`.length;
+    yield [
+      lab.name,
+      generateLab(lab).map((f) => ({ ...f, path: f.path.slice(prefix) })),
+    ];
+  }
 }
 
 const oldName = (lab: string) => `.${lab}.gen-lab-old`;
@@ -235,14 +257,29 @@ function compareLab(
   return { lab, added, changed, removed, unchanged, patches };
 }
 
-/** `--check`: what writing would change, with a unified diff. Writes nothing. */
+/** `--check`: what writing `files` would change, with a unified diff. Writes nothing. */
 export function checkTree(
   outDir: string,
   files: readonly GeneratedFile[],
 ): { changes: TreeChange[]; diff: string } {
+  return checkGroups(outDir, byLab(files));
+}
+
+/** {@link checkTree} for labs, each rendered only when it is compared. */
+export function checkLabTrees(
+  outDir: string,
+  labs: readonly LabModel[],
+): { changes: TreeChange[]; diff: string } {
+  return checkGroups(outDir, renderedLabs(labs));
+}
+
+function checkGroups(
+  outDir: string,
+  groups: Iterable<[string, readonly GeneratedFile[]]>,
+): { changes: TreeChange[]; diff: string } {
   const changes: TreeChange[] = [];
   const patches: string[] = [];
-  for (const [lab, labFiles] of byLab(files)) {
+  for (const [lab, labFiles] of groups) {
     const c = compareLab(outDir, lab, labFiles, "check");
     changes.push({
       lab: c.lab,
@@ -267,11 +304,43 @@ export function writeTree(
   outDir: string,
   files: readonly GeneratedFile[],
 ): TreeChange[] {
+  return writeGroups(outDir, byLab(files));
+}
+
+/**
+ * {@link writeTree} for labs, each rendered only when it is written: memory stays that of one
+ * lab's output however many labs there are. Labs are written one after another, each swapped
+ * in whole; they are validated together before (checkLabs), so rendering cannot fail halfway
+ * on bad input.
+ */
+export function writeLabTrees(
+  outDir: string,
+  labs: readonly LabModel[],
+): TreeChange[] {
+  return writeGroups(outDir, renderedLabs(labs));
+}
+
+function writeGroups(
+  outDir: string,
+  groups: Iterable<[string, readonly GeneratedFile[]]>,
+): TreeChange[] {
   fs.mkdirSync(outDir, { recursive: true });
+  const umask = currentUmask();
   const changes: TreeChange[] = [];
-  for (const [lab, labFiles] of byLab(files)) {
+  for (const [lab, labFiles] of groups) {
     recoverInterrupted(outDir, lab);
-    const c = compareLab(outDir, lab, labFiles, "write");
+    const dir = path.join(outDir, lab);
+    const previous = readManifest(dir);
+    const c = fs.existsSync(dir)
+      ? compareLab(outDir, lab, labFiles, "write")
+      : // Nothing to compare with: every file is new (the common case of a fresh output tree).
+        {
+          lab,
+          added: labFiles.map((f) => `${lab}/${f.path}`),
+          changed: [],
+          removed: [],
+          unchanged: 0,
+        };
     const change: TreeChange = {
       lab,
       added: c.added,
@@ -287,24 +356,28 @@ export function writeTree(
     )
       continue;
 
-    const dir = path.join(outDir, lab);
     const staging = path.join(outDir, newName(lab));
-    const madeDirs = new Set<string>();
-    const put = (rel: string, contents: string | Buffer, mode: number) => {
-      const target = path.join(staging, rel);
-      const parent = path.dirname(target);
-      if (!madeDirs.has(parent)) {
-        fs.mkdirSync(parent, { recursive: true });
-        madeDirs.add(parent);
-      }
-      fs.writeFileSync(target, contents, { mode });
-      // The umask may have narrowed the mode; the contract fixes it exactly.
-      fs.chmodSync(target, mode);
-    };
-    fs.mkdirSync(staging, { recursive: true });
-    for (const f of labFiles) put(f.path, f.contents, f.mode);
+    // recoverInterrupted removed any leftover: the staging tree starts empty, so each directory
+    // is made once, parents first, and each file is created exclusively.
+    const dirs = new Set<string>();
+    for (const f of labFiles) {
+      for (
+        let i = f.path.indexOf("/");
+        i >= 0;
+        i = f.path.indexOf("/", i + 1)
+      )
+        dirs.add(f.path.slice(0, i));
+    }
+    fs.mkdirSync(staging);
+    for (const d of [...dirs].sort()) fs.mkdirSync(path.join(staging, d));
+    for (const f of labFiles) {
+      const target = path.join(staging, f.path);
+      fs.writeFileSync(target, f.contents, { mode: f.mode, flag: "wx" });
+      // The contract fixes modes exactly; only a umask that narrows this one needs a chmod.
+      if ((f.mode & ~umask) !== f.mode) fs.chmodSync(target, f.mode);
+    }
 
-    const listed = new Set(readManifest(dir)?.files.map((e) => e.path) ?? []);
+    const listed = new Set(previous?.files.map((e) => e.path) ?? []);
     const generated = new Set(labFiles.map((f) => f.path));
     for (const rel of listFiles(dir)) {
       if (listed.has(rel) || generated.has(rel)) continue;
@@ -327,4 +400,18 @@ export function writeTree(
     }
   }
   return changes;
+}
+
+/**
+ * The process's umask. Reading it means setting it: set it straight back (nothing runs in
+ * between). Worker threads may not set it: there every file gets its chmod.
+ */
+function currentUmask(): number {
+  try {
+    const mask = process.umask(0o022);
+    process.umask(mask);
+    return mask;
+  } catch {
+    return 0o777;
+  }
 }

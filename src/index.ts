@@ -22,10 +22,12 @@ export {
 } from "./load.js";
 export {
   checkLabFiles,
+  checkLabTrees,
   checkTree,
   loadLab,
   loadLabs,
   recoverInterrupted,
+  writeLabTrees,
   writeTree,
   type TreeChange,
 } from "./emit.js";
