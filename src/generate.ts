@@ -1,4 +1,4 @@
-import { createHash } from "node:crypto";
+import { hash } from "node:crypto";
 import { byPath, MODE_PUBLIC, type GeneratedFile } from "./file.js";
 import type { LabModel, RunnerModel } from "./model.js";
 import { renderRunnerResolved, renderSysctl } from "./render/drop-ins.js";
@@ -8,7 +8,7 @@ import { renderKubernetes } from "./render/kubernetes.js";
 import { renderLabReadme } from "./render/lab-readme.js";
 import { renderLoadSecrets } from "./render/load-secrets.js";
 import { paths } from "./render/paths.js";
-import { renderPipelineData } from "./render/pipeline-data.js";
+import { renderPipelineData, triggerYaml } from "./render/pipeline-data.js";
 import { renderTerraform } from "./render/terraform.js";
 import { renderWorkerUserData } from "./render/worker-user-data.js";
 
@@ -24,19 +24,22 @@ function renderRunner(lab: LabModel, runner: RunnerModel): GeneratedFile[] {
   ];
 }
 
-/** Renderers of files that exist once per lab. */
-const LAB_RENDERERS: readonly ((lab: LabModel) => GeneratedFile[])[] = [
-  renderTerraform,
-  renderPipelineData,
-  renderKubernetes,
-  renderLabReadme,
-];
+/** Files that exist once per lab. The trigger YAML is made once: two files carry it. */
+function renderLabFiles(lab: LabModel): GeneratedFile[] {
+  const trigger = triggerYaml(lab);
+  return [
+    ...renderTerraform(lab),
+    ...renderPipelineData(lab, trigger),
+    ...renderKubernetes(lab, trigger),
+    ...renderLabReadme(lab),
+  ];
+}
 
 /** Every file of one lab, sorted by path, ending with its manifest. Pure. */
 export function generateLab(lab: LabModel): GeneratedFile[] {
   const files = [
     ...lab.runners.flatMap((r) => renderRunner(lab, r)),
-    ...LAB_RENDERERS.flatMap((render) => render(lab)),
+    ...renderLabFiles(lab),
   ].sort(byPath);
   return [...files, renderManifest(lab, files)].sort(byPath);
 }
@@ -67,7 +70,8 @@ export interface Manifest {
 export const MANIFEST_NAME = ".gen-lab-manifest.json";
 
 export function sha256(contents: string): string {
-  return createHash("sha256").update(contents, "utf8").digest("hex");
+  // The one-shot form: a manifest hashes every file, and a Hash object per file costs more than the hashing.
+  return hash("sha256", contents, "hex");
 }
 
 function renderManifest(

@@ -7,20 +7,18 @@ import { dump } from "js-yaml";
  * YAML needs it.
  */
 export function toYaml(value: unknown): string {
-  return dump(value, {
-    sortKeys: true,
-    noRefs: true,
-    lineWidth: -1,
-    quoteStyle: "double",
-  });
+  return dump(value, SORTED);
 }
 
 /** Like toYaml, but keys keep the order they were built in (for documents whose order carries meaning). */
 export function toYamlOrdered(value: unknown): string {
-  return dump(value, {
-    sortKeys: false,
-    noRefs: true,
-    lineWidth: -1,
-    quoteStyle: "double",
-  });
+  return dump(value, ORDERED);
 }
+
+const ORDERED = Object.freeze({
+  sortKeys: false,
+  noRefs: true,
+  lineWidth: -1,
+  quoteStyle: "double",
+} as const);
+const SORTED = Object.freeze({ ...ORDERED, sortKeys: true } as const);

@@ -47,8 +47,14 @@ export function triggerNames(lab: LabModel): {
   };
 }
 
-/** The ConfigMap with the trigger YAML and the CronJob that runs cki_tools.gitrepo_trigger with it. Pure. */
-export function triggerObjects(lab: LabModel): [ConfigMap, CronJob] {
+/**
+ * The ConfigMap with the trigger YAML and the CronJob that runs cki_tools.gitrepo_trigger with
+ * it. Pure. `config` is the pipeline-data text, when the caller has already made it.
+ */
+export function triggerObjects(
+  lab: LabModel,
+  config = triggerYaml(lab),
+): [ConfigMap, CronJob] {
   const n = triggerNames(lab);
   const labels = {
     "app.kubernetes.io/name": "gitrepo-trigger",
@@ -59,7 +65,7 @@ export function triggerObjects(lab: LabModel): [ConfigMap, CronJob] {
     apiVersion: "v1",
     kind: "ConfigMap",
     metadata: { name: n.name, labels },
-    data: { [n.configKey]: triggerYaml(lab) },
+    data: { [n.configKey]: config },
   };
   const cronJob: CronJob = {
     apiVersion: "batch/v1",
@@ -134,7 +140,10 @@ export function triggerObjects(lab: LabModel): [ConfigMap, CronJob] {
  * `<lab>/kubernetes/<lab>-trigger.yaml`: two YAML documents, ConfigMap then CronJob, keys in
  * the order Kubernetes manifests are usually read (apiVersion, kind, metadata, spec).
  */
-export function renderKubernetes(lab: LabModel): GeneratedFile[] {
+export function renderKubernetes(
+  lab: LabModel,
+  config = triggerYaml(lab),
+): GeneratedFile[] {
   const n = triggerNames(lab);
   const header = [
     `# ${generatedHeader(lab.sourceName, "gitrepo-trigger CronJob")}`,
@@ -145,7 +154,7 @@ export function renderKubernetes(lab: LabModel): GeneratedFile[] {
     {
       path: paths.kubernetes(lab),
       mode: MODE_PUBLIC,
-      contents: `${header}\n${triggerObjects(lab)
+      contents: `${header}\n${triggerObjects(lab, config)
         .map((o) => toYamlOrdered(o))
         .join("---\n")}`,
     },

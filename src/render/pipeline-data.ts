@@ -39,12 +39,9 @@ export function triggerYaml(lab: LabModel): string {
 }
 
 /** `<lab>/pipeline-data/<lab>.yaml`, for the pipeline-data repository. */
-export function renderPipelineData(lab: LabModel): GeneratedFile[] {
-  return [
-    {
-      path: paths.pipelineData(lab),
-      mode: MODE_PUBLIC,
-      contents: triggerYaml(lab),
-    },
-  ];
+export function renderPipelineData(
+  lab: LabModel,
+  text = triggerYaml(lab),
+): GeneratedFile[] {
+  return [{ path: paths.pipelineData(lab), mode: MODE_PUBLIC, contents: text }];
 }
