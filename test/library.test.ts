@@ -7,8 +7,18 @@ import * as fs from "node:fs";
 import * as path from "node:path";
 import { test } from "uvu";
 import * as assert from "uvu/assert";
-import { LabError, parseLab } from "../src/index.js";
-import { ROOT, tempDir } from "./helpers.js";
+import {
+  checkLabTrees,
+  checkTree,
+  generate,
+  LabError,
+  parseLab,
+  parseLabs,
+  writeLabTrees,
+  writeTree,
+} from "../src/index.js";
+import { syntheticLabs } from "../scripts/synthetic-labs.mjs";
+import { readTree, ROOT, tempDir } from "./helpers.js";
 
 test('a TypeScript project imports { loadLab, generate } from "gen-lab", compiles and runs', () => {
   const { dir, cleanup } = tempDir("gen-lab-consumer-");
@@ -92,6 +102,52 @@ test("LabError carries every diagnostic as data", () => {
           d.file === "x.yaml" && d.line >= 1 && d.column >= 1 && d.hint !== "",
       ),
     );
+  }
+});
+
+test("writeLabTrees (one lab at a time) writes and reports exactly what writeTree(generate()) does, under any umask", () => {
+  // Names where directory order and path order could disagree: "ab" sorts before "ab0", but
+  // "ab0/..." before "ab/..." would not; both writers must agree with generate()'s path order.
+  const labs = parseLabs(
+    syntheticLabs(6).map((l, i) => ({
+      file: l.file,
+      text: l.text.replace(/^name: .*$/m, `name: ${["ab0", "ab", "a", "b", "ab1", "ba"][i]}`),
+    })),
+  );
+  const { dir, cleanup } = tempDir("gen-lab-streaming-");
+  const saved = process.umask(0o077);
+  try {
+    const whole = path.join(dir, "whole");
+    const streamed = path.join(dir, "streamed");
+    const files = generate(labs);
+    const a = writeTree(whole, files);
+    const b = writeLabTrees(streamed, labs);
+    assert.equal(b, a);
+    assert.equal(
+      a.map((c) => c.lab),
+      ["a", "ab", "ab0", "ab1", "b", "ba"],
+    );
+    const treeA = readTree(whole);
+    assert.equal(readTree(streamed), treeA);
+    // Modes are the contract's, not the umask's.
+    for (const f of files) assert.is(treeA.get(f.path)?.mode, f.mode, f.path);
+    assert.equal(checkLabTrees(streamed, labs), checkTree(whole, files));
+    assert.is(checkLabTrees(streamed, labs).diff, "");
+    // A changed lab: both checks report the same diff.
+    const lab0 = path.join(streamed, "ab0", "terraform", "ab0.tf.json");
+    fs.writeFileSync(lab0, "{}\n");
+    fs.writeFileSync(path.join(whole, "ab0", "terraform", "ab0.tf.json"), "{}\n");
+    const drift = checkLabTrees(streamed, labs);
+    assert.equal(drift, checkTree(whole, files));
+    assert.match(drift.diff, /ab0\/terraform\/ab0\.tf\.json/);
+    assert.equal(
+      writeLabTrees(streamed, labs).map((c) => c.changed.length),
+      [0, 0, 1, 0, 0, 0],
+    );
+    assert.equal(readTree(streamed), treeA);
+  } finally {
+    process.umask(saved);
+    cleanup();
   }
 });
 
