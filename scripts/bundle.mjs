@@ -82,6 +82,8 @@ export async function bundle() {
     outfile: BUNDLE,
     logLevel: "warning",
     legalComments: "inline",
+    minifyWhitespace: true,
+    minifySyntax: true,
     // Bundled modules may declare their own top-level __dirname (yargs does): keep ours first.
     banner: {
       js: [

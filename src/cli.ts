@@ -1,3 +1,4 @@
+import "./cli-setup.js";
 import * as fs from "node:fs";
 import { excerpt, formatDiagnostic, type Diagnostic } from "./diagnostics.js";
 import {
