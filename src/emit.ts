@@ -361,11 +361,7 @@ function writeGroups(
     // is made once, parents first, and each file is created exclusively.
     const dirs = new Set<string>();
     for (const f of labFiles) {
-      for (
-        let i = f.path.indexOf("/");
-        i >= 0;
-        i = f.path.indexOf("/", i + 1)
-      )
+      for (let i = f.path.indexOf("/"); i >= 0; i = f.path.indexOf("/", i + 1))
         dirs.add(f.path.slice(0, i));
     }
     fs.mkdirSync(staging);

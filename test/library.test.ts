@@ -111,7 +111,10 @@ test("writeLabTrees (one lab at a time) writes and reports exactly what writeTre
   const labs = parseLabs(
     syntheticLabs(6).map((l, i) => ({
       file: l.file,
-      text: l.text.replace(/^name: .*$/m, `name: ${["ab0", "ab", "a", "b", "ab1", "ba"][i]}`),
+      text: l.text.replace(
+        /^name: .*$/m,
+        `name: ${["ab0", "ab", "a", "b", "ab1", "ba"][i]}`,
+      ),
     })),
   );
   const { dir, cleanup } = tempDir("gen-lab-streaming-");
@@ -136,7 +139,10 @@ test("writeLabTrees (one lab at a time) writes and reports exactly what writeTre
     // A changed lab: both checks report the same diff.
     const lab0 = path.join(streamed, "ab0", "terraform", "ab0.tf.json");
     fs.writeFileSync(lab0, "{}\n");
-    fs.writeFileSync(path.join(whole, "ab0", "terraform", "ab0.tf.json"), "{}\n");
+    fs.writeFileSync(
+      path.join(whole, "ab0", "terraform", "ab0.tf.json"),
+      "{}\n",
+    );
     const drift = checkLabTrees(streamed, labs);
     assert.equal(drift, checkTree(whole, files));
     assert.match(drift.diff, /ab0\/terraform\/ab0\.tf\.json/);
