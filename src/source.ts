@@ -138,6 +138,26 @@ export function parseLabSource(
     };
   }
 
+  const oddKeys = keysThatAreNotNames(doc);
+  if (oddKeys.length > 0) {
+    return {
+      ok: false,
+      diagnostics: oddKeys.map((offset) => {
+        const pos = lineCounter.linePos(offset);
+        return {
+          severity: "error",
+          file,
+          line: pos.line,
+          column: pos.col,
+          path: "",
+          message:
+            "a mapping key here is a list, a mapping, an alias, null or empty, not a name",
+          hint: "write keys as plain names, e.g. `name: foo`; a `?` complex key has no meaning in a lab file",
+        } satisfies Diagnostic;
+      }),
+    };
+  }
+
   let data: unknown;
   try {
     data = doc.toJS({ maxAliasCount: MAX_ALIAS_COUNT });
@@ -204,6 +224,35 @@ function parseTree(text: string): Tree {
     strict: true,
   });
   return { doc, lineCounter };
+}
+
+/**
+ * Offsets of mapping keys that are not names: `? [a, b]`, `? {a: 1}`, `*alias`, `~` or a
+ * missing key. Turned into plain data they would become strings like "[ a, b ]" that no message can
+ * point back to. Walks with its own stack: depth is only bounded by the parser.
+ */
+function keysThatAreNotNames(doc: Document): number[] {
+  const found: number[] = [];
+  const stack: unknown[] = [doc.contents];
+  while (stack.length > 0) {
+    const node = stack.pop();
+    if (isMap(node)) {
+      for (const pair of node.items) {
+        const key = pair.key as Node | null;
+        if (!isScalar(key) || key.value === null)
+          found.push(
+            key?.range?.[0] ??
+              (pair.value as Node | null)?.range?.[0] ??
+              node.range?.[0] ??
+              0,
+          );
+        stack.push(pair.value);
+      }
+    } else if (isSeq(node)) {
+      stack.push(...node.items);
+    }
+  }
+  return found.sort((a, b) => a - b);
 }
 
 function firstLine(s: string): string {

@@ -570,6 +570,8 @@ const hostile: {
   name: string;
   bytes: () => string | Buffer;
   message: RegExp;
+  /** `line:column` the first diagnostic must point at, when the input has one place to blame. */
+  at?: string;
 }[] = [
   {
     name: "YAML syntax error",
@@ -620,6 +622,18 @@ const hostile: {
       `a: &a ["x","x","x","x","x","x","x","x","x"]\nb: &b [*a,*a,*a,*a,*a,*a,*a,*a,*a]\nc: &c [*b,*b,*b,*b,*b,*b,*b,*b,*b]\nd: &d [*c,*c,*c,*c,*c,*c,*c,*c,*c]\ne: &e [*d,*d,*d,*d,*d,*d,*d,*d,*d]\nf: &f [*e,*e,*e,*e,*e,*e,*e,*e,*e]\ng: &g [*f,*f,*f,*f,*f,*f,*f,*f,*f]\n`,
     message: /alias/,
   },
+  {
+    name: "a list as a mapping key",
+    bytes: () => FOO.replace(/^name: foo /m, "? [name, foo]\n: x\nname: foo "),
+    message: /mapping key here is a list, a mapping, an alias, null or empty/,
+    at: `${FOO.split("\n").findIndex((l) => l.startsWith("name: foo")) + 1}:3`,
+  },
+  {
+    name: "a mapping, an alias and null as keys",
+    bytes: () => "version: 1\n? {a: 1}\n: x\nb: &k c\n*k : d\n~: e\n",
+    message: /not a name/,
+    at: "2:3",
+  },
 ];
 
 for (const h of hostile) {
@@ -638,7 +652,9 @@ for (const h of hostile) {
         new RegExp(`${lab.replace(/[.*+?^${}()|[\]\\]/g, "\\$&")}:\\d+:\\d+: `),
       );
       assert.match(r.stderr, h.message);
+      if (h.at) assert.ok(r.stderr.startsWith(`${lab}:${h.at}: `), r.stderr);
       assert.not.match(r.stderr, /\n\s+at .*\(.*:\d+:\d+\)/, "no stack trace");
+      assert.not.match(r.stderr, /Warning:/, "no warnings from libraries");
       assert.not.ok(fs.existsSync(out), "nothing written");
       assert.ok(
         ms < 1000 + 600,
