@@ -1,3 +1,5 @@
+import { codePointOrder } from "./file.js";
+
 /** How bad a finding is: errors stop generation, warnings are printed and generation goes on. */
 export type Severity = "error" | "warning";
 
@@ -53,14 +55,10 @@ export function sortDiagnostics(list: readonly Diagnostic[]): Diagnostic[] {
   return [...list].sort(
     (a, b) =>
       (a.severity === b.severity ? 0 : a.severity === "error" ? -1 : 1) ||
-      cmp(a.file, b.file) ||
+      codePointOrder(a.file, b.file) ||
       a.line - b.line ||
       a.column - b.column ||
-      cmp(a.path, b.path) ||
-      cmp(a.message, b.message),
+      codePointOrder(a.path, b.path) ||
+      codePointOrder(a.message, b.message),
   );
-}
-
-function cmp(a: string, b: string): number {
-  return a < b ? -1 : a > b ? 1 : 0;
 }

@@ -5,7 +5,7 @@
 import { createTwoFilesPatch } from "diff";
 import * as fs from "node:fs";
 import * as path from "node:path";
-import type { GeneratedFile } from "./file.js";
+import { codePointOrder, type GeneratedFile } from "./file.js";
 import { generateLab, MANIFEST_NAME, type Manifest } from "./generate.js";
 import { checkLabs, labsOrThrow, type CheckResult } from "./load.js";
 import type { Diagnostic } from "./diagnostics.js";
@@ -96,11 +96,9 @@ function byLab(files: readonly GeneratedFile[]): Map<string, GeneratedFile[]> {
 function* renderedLabs(
   labs: readonly LabModel[],
 ): Generator<[string, GeneratedFile[]]> {
-  const sorted = [...labs].sort((a, b) => {
-    const x = `${a.name}/`;
-    const y = `${b.name}/`;
-    return x < y ? -1 : x > y ? 1 : 0;
-  });
+  const sorted = [...labs].sort((a, b) =>
+    codePointOrder(`${a.name}/`, `${b.name}/`),
+  );
   for (const lab of sorted) {
     const prefix = `${lab.name}/`.length;
     yield [

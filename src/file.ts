@@ -12,8 +12,12 @@ export const MODE_EXEC = 0o755;
 export const MODE_PUBLIC = 0o644;
 
 /** Code-point order, never locale order: output must not depend on LANG. */
+export function codePointOrder(a: string, b: string): number {
+  return a < b ? -1 : a > b ? 1 : 0;
+}
+
 export function byPath(a: GeneratedFile, b: GeneratedFile): number {
-  return a.path < b.path ? -1 : a.path > b.path ? 1 : 0;
+  return codePointOrder(a.path, b.path);
 }
 
 /**

@@ -1,4 +1,4 @@
-import { MODE_PUBLIC, type GeneratedFile } from "../file.js";
+import { codePointOrder, MODE_PUBLIC, type GeneratedFile } from "../file.js";
 import type { LabModel, RunnerModel, ZoneModel } from "../model.js";
 import type {
   AwsEip,
@@ -153,7 +153,7 @@ export function terraformConfig(lab: LabModel): TerraformJson {
   }
 
   for (const runner of [...lab.runners].sort((a, b) =>
-    a.name < b.name ? -1 : a.name > b.name ? 1 : 0,
+    codePointOrder(a.name, b.name),
   )) {
     const name = tfNames.runner(lab, runner);
     const zone = lab.aws.zones.find((z) => z.name === runner.zone)!;
