@@ -104,12 +104,28 @@ export function parseLabSource(
   }
 
   const { doc, lineCounter } = parseTree(text);
+  /** An error at a character offset of the text. */
+  const errorAt = (
+    offset: number,
+    message: string,
+    hint: string,
+  ): Diagnostic => {
+    const pos = lineCounter.linePos(offset);
+    return {
+      severity: "error",
+      file,
+      line: pos.line,
+      column: pos.col,
+      path: "",
+      message,
+      hint,
+    };
+  };
   const problems = [...doc.errors];
   if (problems.length > 0) {
     return {
       ok: false,
       diagnostics: problems.map((e) => {
-        const pos = lineCounter.linePos(e.pos[0]);
         const [message, hint] =
           e.code === "DUPLICATE_KEY"
             ? [
@@ -125,15 +141,7 @@ export function parseLabSource(
                   `YAML syntax error: ${firstLine(e.message)}`,
                   "fix the YAML syntax at this position (indentation, quotes, brackets)",
                 ];
-        return {
-          severity: "error",
-          file,
-          line: pos.line,
-          column: pos.col,
-          path: "",
-          message,
-          hint,
-        } satisfies Diagnostic;
+        return errorAt(e.pos[0], message, hint);
       }),
     };
   }
@@ -142,19 +150,13 @@ export function parseLabSource(
   if (oddKeys.length > 0) {
     return {
       ok: false,
-      diagnostics: oddKeys.map((offset) => {
-        const pos = lineCounter.linePos(offset);
-        return {
-          severity: "error",
-          file,
-          line: pos.line,
-          column: pos.col,
-          path: "",
-          message:
-            "a mapping key here is a list, a mapping, an alias, null or empty, not a name",
-          hint: "write keys as plain names, e.g. `name: foo`; a `?` complex key has no meaning in a lab file",
-        } satisfies Diagnostic;
-      }),
+      diagnostics: oddKeys.map((offset) =>
+        errorAt(
+          offset,
+          "a mapping key here is a list, a mapping, an alias, null or empty, not a name",
+          "write keys as plain names, e.g. `name: foo`; a `?` complex key has no meaning in a lab file",
+        ),
+      ),
     };
   }
 
