@@ -66,24 +66,31 @@ function zoneTag(
 }
 
 /**
+ * A map from resource name to resource, for JSON.stringify. Names carry the lab, so in a plain
+ * object literal every lab's names would build their own chain of V8 hidden classes, which
+ * costs more than the rest of this renderer; an object without a prototype is a hash table
+ * from the start (and no name can collide with an inherited property).
+ */
+function dict<T>(): Record<string, T> {
+  return Object.create(null) as Record<string, T>;
+}
+
+/**
  * The lab's AWS resources as Terraform JSON data: subnets and routing per zone, the runners'
  * security group, the runners with their Elastic IPs, the buckets, and outputs. Pure.
  */
 export function terraformConfig(lab: LabModel): TerraformJson {
-  const subnets: Record<string, AwsSubnet> = {};
-  const routeTables: Record<string, AwsRouteTable> = {};
-  const associations: Record<string, AwsRouteTableAssociation> = {};
-  const routes: Record<string, AwsRoute> = {};
-  const ingress: Record<string, AwsVpcSecurityGroupRule> = {};
-  const instances: Record<string, AwsInstance> = {};
-  const eips: Record<string, AwsEip> = {};
-  const buckets: Record<string, AwsS3Bucket> = {};
-  const publicAccessBlocks: Record<string, AwsS3BucketPublicAccessBlock> = {};
-  const encryption: Record<
-    string,
-    AwsS3BucketServerSideEncryptionConfiguration
-  > = {};
-  const output: TerraformJson["output"] = {};
+  const subnets = dict<AwsSubnet>();
+  const routeTables = dict<AwsRouteTable>();
+  const associations = dict<AwsRouteTableAssociation>();
+  const routes = dict<AwsRoute>();
+  const ingress = dict<AwsVpcSecurityGroupRule>();
+  const instances = dict<AwsInstance>();
+  const eips = dict<AwsEip>();
+  const buckets = dict<AwsS3Bucket>();
+  const publicAccessBlocks = dict<AwsS3BucketPublicAccessBlock>();
+  const encryption = dict<AwsS3BucketServerSideEncryptionConfiguration>();
+  const output: TerraformJson["output"] = dict();
 
   const sg = tfNames.securityGroup(lab);
   const runnerByName = new Map(lab.runners.map((r) => [r.name, r]));
