@@ -51,7 +51,12 @@ function formatValue(value: KeyfileValue): string {
   return value.map((v) => `${escapeString(v).replace(/;/g, "\\;")};`).join("");
 }
 
+/** Anything escapeString changes: backslash, newline, tab, carriage return, a leading space. */
+const NEEDS_ESCAPE = /[\\\n\t\r]|^ /;
+
 function escapeString(s: string): string {
+  // Most values (names, addresses, paths) need no escape: skip the four replaces for them.
+  if (!NEEDS_ESCAPE.test(s)) return s;
   let out = s
     .replace(/\\/g, "\\\\")
     .replace(/\n/g, "\\n")

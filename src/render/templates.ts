@@ -51,7 +51,15 @@ export function shellQuote(value: unknown): string {
   return `'${s.replace(/'/g, `'\\''`)}'`;
 }
 
+/** Compiled templates by name: looked up once, not through the loaders on every render. */
+const compiled = new Map<string, nunjucks.Template>();
+
 export function renderTemplate(name: string, view: object): string {
-  const text = environment().render(name, view);
+  let template = compiled.get(name);
+  if (!template) {
+    template = environment().getTemplate(name, true);
+    compiled.set(name, template);
+  }
+  const text = template.render(view);
   return text.endsWith("\n") ? text : `${text}\n`;
 }
