@@ -5,8 +5,13 @@
 import { createTwoFilesPatch } from "diff";
 import * as fs from "node:fs";
 import * as path from "node:path";
-import { codePointOrder, type GeneratedFile } from "./file.js";
-import { generateLab, MANIFEST_NAME, type Manifest } from "./generate.js";
+import type { GeneratedFile } from "./file.js";
+import {
+  generateLab,
+  labsInPathOrder,
+  MANIFEST_NAME,
+  type Manifest,
+} from "./generate.js";
 import { checkLabs, labsOrThrow, type CheckResult } from "./load.js";
 import type { Diagnostic } from "./diagnostics.js";
 import type { LabModel } from "./model.js";
@@ -96,10 +101,7 @@ function byLab(files: readonly GeneratedFile[]): Map<string, GeneratedFile[]> {
 function* renderedLabs(
   labs: readonly LabModel[],
 ): Generator<[string, GeneratedFile[]]> {
-  const sorted = [...labs].sort((a, b) =>
-    codePointOrder(`${a.name}/`, `${b.name}/`),
-  );
-  for (const lab of sorted) {
+  for (const lab of labsInPathOrder(labs)) {
     const prefix = `${lab.name}/`.length;
     yield [
       lab.name,

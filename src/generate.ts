@@ -1,5 +1,10 @@
 import { hash } from "node:crypto";
-import { byPath, MODE_PUBLIC, type GeneratedFile } from "./file.js";
+import {
+  byPath,
+  codePointOrder,
+  MODE_PUBLIC,
+  type GeneratedFile,
+} from "./file.js";
 import type { LabModel, RunnerModel } from "./model.js";
 import { renderRunnerResolved, renderSysctl } from "./render/drop-ins.js";
 import { renderDispatcher } from "./render/dispatcher.js";
@@ -51,7 +56,16 @@ export function generate(
   const list = Array.isArray(labs)
     ? (labs as readonly LabModel[])
     : [labs as LabModel];
-  return list.flatMap(generateLab).sort(byPath);
+  return labsInPathOrder(list).flatMap(generateLab);
+}
+
+/**
+ * Labs in the order of their files' paths. Every path of a lab starts with `<lab>/` and no lab
+ * name holds a `/`, so joining the labs' own sorted file lists in this order gives one sorted
+ * list, without sorting every file of every lab again.
+ */
+export function labsInPathOrder(labs: readonly LabModel[]): LabModel[] {
+  return [...labs].sort((a, b) => codePointOrder(`${a.name}/`, `${b.name}/`));
 }
 
 /** The manifest's entry for one file; paths relative to the lab directory. */

@@ -18,6 +18,7 @@ import {
   writeTree,
 } from "../src/index.js";
 import { syntheticLabs } from "../scripts/synthetic-labs.mjs";
+import { codePointOrder } from "../src/file.js";
 import { readTree, ROOT, tempDir } from "./helpers.js";
 
 test('a TypeScript project imports { loadLab, generate } from "gen-lab", compiles and runs', () => {
@@ -103,6 +104,25 @@ test("LabError carries every diagnostic as data", () => {
       ),
     );
   }
+});
+
+test("generate() returns the files of several labs in code-point order of their paths", () => {
+  // Labs given out of order, names that are prefixes of others: "ab/..." sorts before "ab0/...".
+  const labs = parseLabs(
+    syntheticLabs(5).map((l, i) => ({
+      file: l.file,
+      text: l.text.replace(
+        /^name: .*$/m,
+        `name: ${["ab0", "ab", "b1", "b", "a"][i]}`,
+      ),
+    })),
+  );
+  const paths = generate(labs).map((f) => f.path);
+  assert.equal(paths, [...paths].sort(codePointOrder));
+  assert.equal(
+    [...new Set(paths.map((p) => p.split("/")[0]))],
+    ["a", "ab", "ab0", "b", "b1"],
+  );
 });
 
 test("writeLabTrees (one lab at a time) writes and reports exactly what writeTree(generate()) does, under any umask", () => {
