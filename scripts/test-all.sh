@@ -24,6 +24,7 @@ readonly DEBIAN_NEEDS=(
   curl:curl
   logger:bsdutils
   dpkg-deb:dpkg
+  /usr/lib/python3/dist-packages/yaml/__init__.py:python3-yaml
 )
 
 missing=()

@@ -8,13 +8,15 @@
  *   located diagnostics, never an exception; through the CLI: exit 2, no stack trace,
  *   nothing written.
  */
+import { spawnSync } from "node:child_process";
 import * as fs from "node:fs";
 import * as path from "node:path";
 import fc from "fast-check";
 import { test } from "uvu";
 import * as assert from "uvu/assert";
-import { stringify } from "yaml";
+import { parse, parseAllDocuments, stringify } from "yaml";
 import { checkLabs, generate, type Diagnostic } from "../src/index.js";
+import { paths } from "../src/render/paths.js";
 import { buildLab, VPN_KINDS } from "../scripts/synthetic-labs.mjs";
 import { runCli, tempDir } from "./helpers.js";
 import { nmcliProblems, shellProblems } from "./support/consumers.js";
@@ -105,6 +107,164 @@ test("valid labs: keyfiles survive nmcli --offline, dispatchers pass bash -n and
     }),
     { numRuns: 20 },
   );
+});
+
+/**
+ * Strings that a YAML writer must quote or escape, because a YAML 1.1 reader (PyYAML, which
+ * cki-tools' gitrepo-trigger uses) or a YAML 1.2 reader would take them for something else:
+ * booleans, nulls, octal and sexagesimal numbers, timestamps, merge keys, indicators, comments,
+ * leading and trailing space, line breaks, invisible and non-BMP characters.
+ */
+const YAML_LOOKALIKES = [
+  "yes",
+  "No",
+  "on",
+  "OFF",
+  "y",
+  "n",
+  "~",
+  "null",
+  "Null",
+  "true",
+  "False",
+  "0644",
+  "0o17",
+  "0x1F",
+  "1_000",
+  "1:20",
+  "12:30:45",
+  "2001-12-14",
+  "2001-12-14t21:59:43.10-05:00",
+  ".inf",
+  "-.Inf",
+  ".NaN",
+  "1e3",
+  "+1",
+  "-0",
+  "<<",
+  "=",
+  "- a",
+  "? x",
+  "a: b",
+  "a #b",
+  "#c",
+  "@x",
+  "`x",
+  "!tag",
+  "&a",
+  "*a",
+  "|",
+  "> x",
+  "%x",
+  "'q'",
+  '"dq"',
+  " lead",
+  "trail ",
+  "",
+  "\ttab",
+  "a\tb",
+  "multi\nline",
+  "multi\nline\n",
+  "\n",
+  "x\r\ny",
+  "u\u2028v",
+  "n\u0085l",
+  "\uFEFFbom",
+  "é",
+  "日本語",
+  "😀",
+  "---",
+  "...",
+  "[a, b]",
+  "{a: 1}",
+  "a,b",
+];
+
+const extraValue = fc.oneof(
+  fc.constantFrom(...YAML_LOOKALIKES),
+  fc.string({ unit: "grapheme", maxLength: 20 }),
+  fc.string({ unit: "binary", maxLength: 20 }),
+);
+const extraKey = fc.oneof(
+  fc.constantFrom(...YAML_LOOKALIKES.filter((k) => !k.startsWith("."))),
+  fc.stringMatching(/^[A-Za-z_][A-Za-z0-9_]{0,12}$/),
+);
+
+/** What a real YAML 1.1 consumer (PyYAML, as gitrepo-trigger reads the file) must get back. */
+interface RoundTrip {
+  readonly pipelineData: string;
+  readonly kubernetes: string;
+  readonly configKey: string;
+  readonly expected: Record<string, Json>;
+}
+
+/**
+ * Loads each case with PyYAML's safe_load, in one python3 process; returns the cases whose
+ * trigger entry or ConfigMap text differs (or fails to load), as text.
+ */
+function pyyamlMismatches(cases: readonly RoundTrip[]): string[] {
+  const script = [
+    "import json, sys, yaml",
+    "out = []",
+    "for c in json.load(sys.stdin):",
+    "    try:",
+    "        data = yaml.safe_load(c['pipelineData'])",
+    "        docs = list(yaml.safe_load_all(c['kubernetes']))",
+    "        if data.get('main') != c['expected']:",
+    "            out.append('pipeline-data: %r != %r' % (data.get('main'), c['expected']))",
+    "        elif docs[0]['data'][c['configKey']] != c['pipelineData']:",
+    "            out.append('ConfigMap text differs: %r' % c['expected'])",
+    "    except Exception as e:",
+    "        out.append('%s: %s in %r' % (type(e).__name__, e, c['expected']))",
+    "json.dump(out, sys.stdout)",
+  ].join("\n");
+  const r = spawnSync("python3", ["-c", script], {
+    input: JSON.stringify(cases),
+    encoding: "utf8",
+    maxBuffer: 1 << 26,
+  });
+  if (r.status !== 0) throw new Error(`python3 failed: ${r.stderr}`);
+  return JSON.parse(r.stdout) as string[];
+}
+
+test("pass-through strings: a YAML 1.2 reader and PyYAML get back exactly the trigger's extra values (300 labs)", () => {
+  const cases: RoundTrip[] = [];
+  fc.assert(
+    fc.property(
+      labParams,
+      fc.dictionary(extraKey, extraValue, { maxKeys: 6 }),
+      (p, extra) => {
+        fc.pre(!("git_url" in extra) && !("branch" in extra));
+        const lab = buildLab(p) as { pipeline: { triggers: Json[] } };
+        const trigger = lab.pipeline.triggers[0] as Record<string, Json>;
+        trigger["extra"] = extra;
+        const result = check(stringify(lab));
+        assert.equal(errorsOf(result.diagnostics), [], JSON.stringify(extra));
+        const model = result.labs![0]!;
+        const files = new Map(generate(model).map((f) => [f.path, f.contents]));
+        const expected = {
+          ...extra,
+          git_url: trigger["git_url"]!,
+          branch: trigger["branch"]!,
+        };
+        const pipelineData = files.get(paths.pipelineData(model))!;
+        const kubernetes = files.get(paths.kubernetes(model))!;
+        const configKey = `${model.name}.yaml`;
+        // A YAML 1.2 reader here; PyYAML (YAML 1.1, what gitrepo-trigger reads it with) below.
+        // (The yaml package's own YAML 1.1 mode is no oracle: it reads the key E0 as NaN.)
+        const data = parse(pipelineData) as Record<string, Json>;
+        assert.equal(data["main"], expected);
+        // The ConfigMap carries the same text, byte for byte.
+        const [configMap] = parseAllDocuments(kubernetes).map(
+          (d) => d.toJS() as { data: Record<string, string> },
+        );
+        assert.is(configMap!.data[configKey], pipelineData);
+        cases.push({ pipelineData, kubernetes, configKey, expected });
+      },
+    ),
+    { numRuns: 300 },
+  );
+  assert.equal(pyyamlMismatches(cases), []);
 });
 
 // ---------------------------------------------------------------------- mutations
