@@ -57,6 +57,26 @@ function wall(cmd, args, env = {}) {
   return elapsed;
 }
 
+/**
+ * A fixed CPU-bound workload (integer arithmetic and JSON), median of 5: how fast this machine
+ * is at the moment. A shared VM's speed drifts by tens of percent within an hour, so two bench
+ * runs compare only alongside this figure.
+ */
+function referenceMs() {
+  const samples = [];
+  for (let r = 0; r < 5; r++) {
+    const t = performance.now();
+    let x = 0;
+    for (let i = 0; i < 3e7; i++) x = (x + i * 31) % 1000003;
+    const json = JSON.stringify(
+      Array.from({ length: 20000 }, (_, i) => ({ i, s: `v${i}` })),
+    );
+    samples.push(performance.now() - t);
+    if (x < 0 || json.length === 0) throw new Error("unreachable");
+  }
+  return median(samples);
+}
+
 // ---------------------------------------------------------------- child mode: in-process figures
 /**
  * `bench.mjs --child speed N`: parse, validate and generate N labs in this fresh process (the
@@ -156,6 +176,7 @@ const rows = [];
 const row = (what, value, target = "", met = undefined) =>
   rows.push([what, value, target, met === undefined ? "" : met ? "yes" : "NO"]);
 
+const referenceBefore = referenceMs();
 try {
   // Bundle (scripts/bundle.mjs) unless it is fresh or --skip-bundle.
   const bundle = path.join(ROOT, "dist", "gen-lab.cjs");
@@ -367,11 +388,13 @@ try {
 } finally {
   fs.rmSync(tmp, { recursive: true, force: true });
 }
+const referenceAfter = referenceMs();
 
 // ---------------------------------------------------------------- report
 const cpus = os.cpus();
 process.stdout.write(
-  `gen-lab bench: node ${process.version}, ${cpus.length} CPU(s) (${cpus[0]?.model.trim() ?? "?"}), ${mib(os.totalmem())} RAM, ${os.platform()} ${os.release()}\n\n`,
+  `gen-lab bench: node ${process.version}, ${cpus.length} CPU(s) (${cpus[0]?.model.trim() ?? "?"}), ${mib(os.totalmem())} RAM, ${os.platform()} ${os.release()}\n` +
+    `machine speed reference (fixed JS workload, lower is faster): ${ms(referenceBefore)} at the start, ${ms(referenceAfter)} at the end\n\n`,
 );
 const header = ["measurement", "result", "target", "met"];
 const widths = header.map((h, c) =>
