@@ -8,7 +8,6 @@
  *   located diagnostics, never an exception; through the CLI: exit 2, no stack trace,
  *   nothing written.
  */
-import { spawnSync } from "node:child_process";
 import * as fs from "node:fs";
 import * as path from "node:path";
 import fc from "fast-check";
@@ -19,7 +18,12 @@ import { checkLabs, generate, type Diagnostic } from "../src/index.js";
 import { paths } from "../src/render/paths.js";
 import { buildLab, VPN_KINDS } from "../scripts/synthetic-labs.mjs";
 import { runCli, tempDir } from "./helpers.js";
-import { nmcliProblems, shellProblems } from "./support/consumers.js";
+import {
+  nmcliProblems,
+  pyyamlMismatches,
+  shellProblems,
+  type PyyamlRoundTrip,
+} from "./support/consumers.js";
 
 // A fixed seed keeps CI reproducible: a red run can be replayed exactly. FC_SEED explores
 // other corners (e.g. FC_SEED=$RANDOM npm run test:unit); add what it finds as a fixed case.
@@ -190,45 +194,8 @@ const extraKey = fc.oneof(
   fc.stringMatching(/^[A-Za-z_][A-Za-z0-9_]{0,12}$/),
 );
 
-/** What a real YAML 1.1 consumer (PyYAML, as gitrepo-trigger reads the file) must get back. */
-interface RoundTrip {
-  readonly pipelineData: string;
-  readonly kubernetes: string;
-  readonly configKey: string;
-  readonly expected: Record<string, Json>;
-}
-
-/**
- * Loads each case with PyYAML's safe_load, in one python3 process; returns the cases whose
- * trigger entry or ConfigMap text differs (or fails to load), as text.
- */
-function pyyamlMismatches(cases: readonly RoundTrip[]): string[] {
-  const script = [
-    "import json, sys, yaml",
-    "out = []",
-    "for c in json.load(sys.stdin):",
-    "    try:",
-    "        data = yaml.safe_load(c['pipelineData'])",
-    "        docs = list(yaml.safe_load_all(c['kubernetes']))",
-    "        if data.get('main') != c['expected']:",
-    "            out.append('pipeline-data: %r != %r' % (data.get('main'), c['expected']))",
-    "        elif docs[0]['data'][c['configKey']] != c['pipelineData']:",
-    "            out.append('ConfigMap text differs: %r' % c['expected'])",
-    "    except Exception as e:",
-    "        out.append('%s: %s in %r' % (type(e).__name__, e, c['expected']))",
-    "json.dump(out, sys.stdout)",
-  ].join("\n");
-  const r = spawnSync("python3", ["-c", script], {
-    input: JSON.stringify(cases),
-    encoding: "utf8",
-    maxBuffer: 1 << 26,
-  });
-  if (r.status !== 0) throw new Error(`python3 failed: ${r.stderr}`);
-  return JSON.parse(r.stdout) as string[];
-}
-
 test("pass-through strings: a YAML 1.2 reader and PyYAML get back exactly the trigger's extra values (300 labs)", () => {
-  const cases: RoundTrip[] = [];
+  const cases: PyyamlRoundTrip[] = [];
   fc.assert(
     fc.property(
       labParams,

@@ -1,6 +1,7 @@
 /**
  * The real consumers of generated files, for tests that check many generated trees:
- * NetworkManager's keyfile parser (nmcli --offline), bash -n and shellcheck. Same approach as
+ * NetworkManager's keyfile parser (nmcli --offline), bash -n and shellcheck, and PyYAML (the
+ * YAML 1.1 reader of gitrepo-trigger and cloud-init). Same approach as
  * test/consumers.test.ts, as functions that return problems instead of asserting.
  */
 import { spawnSync } from "node:child_process";
@@ -101,4 +102,42 @@ export function shellProblems(script: string): string[] {
   } finally {
     fs.rmSync(dir, { recursive: true, force: true });
   }
+}
+
+/** What a real YAML 1.1 consumer (PyYAML, as gitrepo-trigger reads the file) must get back. */
+export interface PyyamlRoundTrip {
+  readonly pipelineData: string;
+  readonly kubernetes: string;
+  readonly configKey: string;
+  /** The trigger entry `main` as the lab file gave it. */
+  readonly expected: Record<string, unknown>;
+}
+
+/**
+ * Loads each case with PyYAML's safe_load, in one python3 process; returns the cases whose
+ * trigger entry or ConfigMap text differs (or fails to load), as text.
+ */
+export function pyyamlMismatches(cases: readonly PyyamlRoundTrip[]): string[] {
+  const script = [
+    "import json, sys, yaml",
+    "out = []",
+    "for c in json.load(sys.stdin):",
+    "    try:",
+    "        data = yaml.safe_load(c['pipelineData'])",
+    "        docs = list(yaml.safe_load_all(c['kubernetes']))",
+    "        if data.get('main') != c['expected']:",
+    "            out.append('pipeline-data: %r != %r' % (data.get('main'), c['expected']))",
+    "        elif docs[0]['data'][c['configKey']] != c['pipelineData']:",
+    "            out.append('ConfigMap text differs: %r' % c['expected'])",
+    "    except Exception as e:",
+    "        out.append('%s: %s in %r' % (type(e).__name__, e, c['expected']))",
+    "json.dump(out, sys.stdout)",
+  ].join("\n");
+  const r = spawnSync("python3", ["-c", script], {
+    input: JSON.stringify(cases),
+    encoding: "utf8",
+    maxBuffer: 1 << 26,
+  });
+  if (r.status !== 0) throw new Error(`python3 failed: ${r.stderr}`);
+  return JSON.parse(r.stdout) as string[];
 }
