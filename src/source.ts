@@ -10,6 +10,7 @@ import {
   type Node,
 } from "yaml";
 import type { Diagnostic } from "./diagnostics.js";
+import { readPlainYaml } from "./plain-yaml.js";
 
 /** A YAML path: mapping keys and sequence indexes from the document root. */
 export type YamlPath = readonly (string | number)[];
@@ -40,10 +41,14 @@ const MAX_ALIAS_COUNT = 100;
 export type ParseResult =
   { ok: true; source: LabSource } | { ok: false; diagnostics: Diagnostic[] };
 
-/** Parse the text of one lab file. Never throws for bad input: every problem comes back as a diagnostic. */
+/**
+ * Parse the text of one lab file. Never throws for bad input: every problem comes back as a
+ * diagnostic. `reader: "reference"` skips the fast reader of plain YAML (tests compare both).
+ */
 export function parseLabSource(
   file: string,
   input: string | Uint8Array,
+  { reader = "fast" }: { reader?: "fast" | "reference" } = {},
 ): ParseResult {
   const fail = (
     message: string,
@@ -102,6 +107,10 @@ export function parseLabSource(
       "start from labs/foo.yaml, the documented example of lab format version 1",
     );
   }
+
+  const plain = reader === "fast" ? readPlainYaml(text) : undefined;
+  if (plain !== undefined)
+    return { ok: true, source: labSource(file, text, plain, undefined) };
 
   const { doc, lineCounter } = parseTree(text);
   /** An error at a character offset of the text. */
@@ -189,22 +198,32 @@ export function parseLabSource(
     );
   }
 
-  let tree: Tree | undefined = { doc, lineCounter };
   return {
     ok: true,
-    source: {
-      file,
-      text,
-      data,
-      locate(path, opts = {}) {
-        tree ??= parseTree(text);
-        const offset = findOffset(tree.doc, path, opts.key === true);
-        const pos = tree.lineCounter.linePos(offset);
-        return { line: pos.line, column: pos.col };
-      },
-      compact() {
-        tree = undefined;
-      },
+    source: labSource(file, text, data, { doc, lineCounter }),
+  };
+}
+
+/** A parsed lab; without a tree, `locate` parses the text with the reference reader when first asked. */
+function labSource(
+  file: string,
+  text: string,
+  data: unknown,
+  parsed: Tree | undefined,
+): LabSource {
+  let tree = parsed;
+  return {
+    file,
+    text,
+    data,
+    locate(path, opts = {}) {
+      tree ??= parseTree(text);
+      const offset = findOffset(tree.doc, path, opts.key === true);
+      const pos = tree.lineCounter.linePos(offset);
+      return { line: pos.line, column: pos.col };
+    },
+    compact() {
+      tree = undefined;
     },
   };
 }
