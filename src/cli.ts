@@ -1,9 +1,11 @@
 import "./cli-setup.js";
 import * as fs from "node:fs";
+import * as path from "node:path";
 import { excerpt, formatDiagnostic, type Diagnostic } from "./diagnostics.js";
 import {
   checkLabFiles,
   checkLabTrees,
+  OutputError,
   writeLabTrees,
   type TreeChange,
 } from "./emit.js";
@@ -152,9 +154,71 @@ async function parseWithYargs(
   return args;
 }
 
-async function generateFromArgs(args: Args, io: Io): Promise<number> {
-  if (!args.labs || !args.out) return EXIT.ok;
+function usageError(io: Io, message: string): number {
+  io.err(`gen-lab: ${message}\nRun gen-lab --help for usage.\n`);
+  return EXIT.badInput;
+}
 
+async function generateFromArgs(args: Args, io: Io): Promise<number> {
+  if (!args.labs || args.labs.length === 0)
+    return usageError(io, "give at least one lab file");
+  // yargs gives an array for a repeated option, and "" for an empty or missing value: an unset
+  // variable in `-o "$OUT"` must fail, not pass a --check that compared nothing.
+  if (Array.isArray(args.out))
+    return usageError(io, "-o/--out may be given once");
+  if (typeof args.out !== "string" || args.out === "")
+    return usageError(io, "-o/--out needs the output directory (it is empty)");
+  try {
+    return runLabs({ ...args, labs: args.labs, out: args.out }, io);
+  } catch (e) {
+    if (!(e instanceof OutputError)) throw e;
+    io.err(`gen-lab: ${e.message}; ${e.hint}\n`);
+    io.err(
+      args.check
+        ? "gen-lab: nothing compared.\n"
+        : "gen-lab: no lab was changed.\n",
+    );
+    return EXIT.badInput;
+  }
+}
+
+/**
+ * Lab files inside a lab directory that this run replaces: the file would be overwritten (or
+ * removed) by the run it is the input of.
+ */
+function labFilesInOutput(
+  files: readonly string[],
+  out: string,
+  labs: readonly string[],
+): Diagnostic[] {
+  const real = (p: string) => {
+    try {
+      return fs.realpathSync(p);
+    } catch {
+      return path.resolve(p);
+    }
+  };
+  const outReal = real(out);
+  return files.flatMap((file) => {
+    const rel = path.relative(outReal, real(file));
+    const lab = rel.split(path.sep)[0]!;
+    return rel.startsWith("..") || path.isAbsolute(rel) || !labs.includes(lab)
+      ? []
+      : [
+          {
+            severity: "error" as const,
+            file,
+            line: 1,
+            column: 1,
+            path: "",
+            message: `this lab file lies in ${path.join(out, lab)}, which this run replaces`,
+            hint: "keep lab files outside the output directory, e.g. in labs/",
+          },
+        ];
+  });
+}
+
+function runLabs(args: Args & { labs: string[]; out: string }, io: Io): number {
   const result = checkLabFiles(args.labs);
   printDiagnostics(result.diagnostics, io);
   if (!result.labs) {
@@ -163,6 +227,18 @@ async function generateFromArgs(args: Args, io: Io): Promise<number> {
     ).length;
     io.err(`gen-lab: ${errors} error(s); nothing written.\n`);
     return EXIT.badInput;
+  }
+  if (!args.check) {
+    const inside = labFilesInOutput(
+      args.labs,
+      args.out,
+      result.labs.map((l) => l.name),
+    );
+    if (inside.length > 0) {
+      printDiagnostics(inside, io);
+      io.err(`gen-lab: ${inside.length} error(s); nothing written.\n`);
+      return EXIT.badInput;
+    }
   }
   // Every lab is valid: render and write (or compare) one lab at a time.
   if (args.check) {
@@ -211,9 +287,11 @@ function printDiagnostics(list: readonly Diagnostic[], io: Io): void {
     io.err(`${formatDiagnostic(d)}\n`);
     if (!texts.has(d.file)) {
       try {
+        // Only a regular file: reading a FIFO or a device for an excerpt could block forever.
+        const st = fs.statSync(d.file);
         texts.set(
           d.file,
-          fs.statSync(d.file).size <= 1 << 20
+          st.isFile() && st.size <= 1 << 20
             ? fs.readFileSync(d.file, "utf8")
             : "",
         );

@@ -26,6 +26,7 @@ export {
   checkTree,
   loadLab,
   loadLabs,
+  OutputError,
   recoverInterrupted,
   writeLabTrees,
   writeTree,

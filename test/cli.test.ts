@@ -6,6 +6,7 @@ import * as fs from "node:fs";
 import * as path from "node:path";
 import { test } from "uvu";
 import * as assert from "uvu/assert";
+import { spawnSync } from "node:child_process";
 import { ROOT, readTree, runCli, tempDir } from "./helpers.js";
 
 const FOO = path.join(ROOT, "labs", "foo.yaml");
@@ -237,6 +238,139 @@ test("--help, --version and usage errors", () => {
   const unknown = runCli([FOO, "-o", "/tmp/x", "--frobnicate"]);
   assert.is(unknown.status, 2);
   assert.match(unknown.stderr, /frobnicate/);
+});
+
+/** A usage or output problem: exit 2, a one-line reason, no stack trace. */
+function assertRefused(r: ReturnType<typeof runCli>, reason: RegExp): void {
+  assert.is(r.status, 2, `${r.stdout}${r.stderr}`);
+  assert.match(r.stderr, reason);
+  assert.not.match(r.stderr, /internal error|\n\s+at /);
+}
+
+test("an empty or repeated -o is a usage error, even with --check", () => {
+  assertRefused(
+    runCli([FOO, "-o", ""]),
+    /-o\/--out needs the output directory/,
+  );
+  assertRefused(
+    runCli([FOO, "--check", "--out="]),
+    /needs the output directory/,
+  );
+  assertRefused(runCli([FOO, "-o"]), /./);
+  assertRefused(
+    runCli([FOO, "-o", "a", "-o", "b"]),
+    /-o\/--out may be given once/,
+  );
+});
+
+test("a lab directory that is a symbolic link or a file is refused, and nothing behind it is touched", () => {
+  const { dir, cleanup } = tempDir();
+  try {
+    const elsewhere = path.join(dir, "deploy");
+    fs.mkdirSync(elsewhere);
+    fs.writeFileSync(path.join(elsewhere, "precious.txt"), "keep\n");
+    const out = path.join(dir, "out");
+    fs.mkdirSync(out);
+    fs.symlinkSync(elsewhere, path.join(out, "foo"));
+    for (const extra of [[], ["--check"]])
+      assertRefused(
+        runCli([FOO, "-o", out, ...extra]),
+        /out\/foo is a symbolic link, not the directory gen-lab writes/,
+      );
+    assert.equal(fs.readdirSync(elsewhere), ["precious.txt"]);
+    assert.ok(fs.lstatSync(path.join(out, "foo")).isSymbolicLink());
+
+    const out2 = path.join(dir, "out2");
+    fs.mkdirSync(out2);
+    fs.writeFileSync(path.join(out2, "foo"), "mine\n");
+    assertRefused(runCli([FOO, "-o", out2]), /out2\/foo is a file/);
+    assert.equal(fs.readdirSync(out2), ["foo"]);
+
+    fs.writeFileSync(path.join(dir, "file"), "x\n");
+    assertRefused(
+      runCli([FOO, "-o", path.join(dir, "file")]),
+      /is a file, not a directory/,
+    );
+    fs.symlinkSync(path.join(dir, "nowhere"), path.join(dir, "dangling"));
+    assertRefused(
+      runCli([FOO, "-o", path.join(dir, "dangling")]),
+      /symbolic link to nothing/,
+    );
+  } finally {
+    cleanup();
+  }
+});
+
+test("--check never reads a file outside the lab directory that a manifest names", () => {
+  const { dir, cleanup } = tempDir();
+  try {
+    const secret = path.join(dir, "secret.txt");
+    fs.writeFileSync(secret, "SECRET_TOKEN=hunter2\n");
+    const out = path.join(dir, "out");
+    assert.is(runCli([FOO, "-o", out, "-q"]).status, 0);
+    const manifest = path.join(out, "foo", ".gen-lab-manifest.json");
+    for (const files of [
+      [{ path: path.relative(path.join(out, "foo"), secret) }],
+      [{ path: secret }],
+      [null, { path: 5 }, { path: "a/../../../secret.txt" }],
+    ]) {
+      fs.writeFileSync(
+        manifest,
+        JSON.stringify({ generator: "gen-lab", files }),
+      );
+      const r = runCli([FOO, "-o", out, "--check"]);
+      assert.is(r.status, 1, r.stderr);
+      assert.not.match(r.stdout + r.stderr, /hunter2|internal error/);
+      // Writing again repairs the manifest and leaves the secret alone.
+      assert.is(runCli([FOO, "-o", out, "-q"]).status, 0);
+      assert.is(fs.readFileSync(secret, "utf8"), "SECRET_TOKEN=hunter2\n");
+    }
+  } finally {
+    cleanup();
+  }
+});
+
+test("--check after a run killed between its two renames compares the tree set aside", () => {
+  const { dir, cleanup } = tempDir();
+  try {
+    const out = path.join(dir, "out");
+    assert.is(runCli([FOO, "-o", out, "-q"]).status, 0);
+    fs.renameSync(path.join(out, "foo"), path.join(out, ".foo.gen-lab-old"));
+    const r = runCli([FOO, "-o", out, "--check"]);
+    assert.is(r.status, 0, r.stdout + r.stderr);
+    assert.match(r.stdout, /up to date/);
+    // The next write puts it back and finds nothing to change.
+    const w = runCli([FOO, "-o", out]);
+    assert.match(w.stdout, /unchanged/);
+    assert.equal(fs.readdirSync(out), ["foo"]);
+  } finally {
+    cleanup();
+  }
+});
+
+test("lab files that are not regular files, or that lie in a directory the run replaces", () => {
+  const { dir, cleanup } = tempDir();
+  try {
+    const fifo = path.join(dir, "fifo.yaml");
+    spawnSync("mkfifo", [fifo]);
+    for (const file of [fifo, "/dev/zero"]) {
+      const r = runCli([file, "-o", path.join(dir, "out")]);
+      assertRefused(r, /is not a regular file/);
+    }
+    const inside = path.join(dir, "out", "foo", "pipeline-data", "foo.yaml");
+    fs.mkdirSync(path.dirname(inside), { recursive: true });
+    fs.copyFileSync(FOO, inside);
+    assertRefused(
+      runCli([inside, "-o", path.join(dir, "out")]),
+      /lies in .*out\/foo, which this run replaces/,
+    );
+    assert.is(fs.readFileSync(inside, "utf8"), fs.readFileSync(FOO, "utf8"));
+    // The same file twice is one lab, not a clash with itself.
+    const twice = runCli([FOO, FOO, "-o", path.join(dir, "twice"), "-q"]);
+    assert.is(twice.status, 0, twice.stderr);
+  } finally {
+    cleanup();
+  }
 });
 
 test.run();

@@ -12,6 +12,7 @@ import {
   checkTree,
   generate,
   LabError,
+  OutputError,
   parseLab,
   parseLabs,
   writeLabTrees,
@@ -173,6 +174,42 @@ test("writeLabTrees (one lab at a time) writes and reports exactly what writeTre
     assert.equal(readTree(streamed), treeA);
   } finally {
     process.umask(saved);
+    cleanup();
+  }
+});
+
+test("a write that fails halfway changes no lab: every new tree is built before the first swap", () => {
+  const { dir, cleanup } = tempDir();
+  try {
+    const texts = syntheticLabs(3).map((l) => ({ file: l.file, text: l.text }));
+    const labs = parseLabs(texts);
+    const out = path.join(dir, "out");
+    writeTree(out, generate(labs));
+    const before = readTree(out);
+    // Every lab changes; the last lab (in path order) gets a file whose name no file system
+    // takes, so its tree fails after the others' were built.
+    const changed = generate(labs).map((f) =>
+      f.path.endsWith(".tf.json") ? { ...f, contents: `${f.contents} ` } : f,
+    );
+    const last = changed[changed.length - 1]!.path.split("/")[0]!;
+    changed.push({
+      path: `${last}/${"x".repeat(300)}`,
+      mode: 0o644,
+      contents: "",
+    });
+    assert.throws(
+      () => writeTree(out, changed),
+      (e: unknown) =>
+        e instanceof OutputError &&
+        /cannot write .*: the path is too long/.test(e.message),
+    );
+    assert.equal(readTree(out), before, "no lab changed");
+    assert.equal(
+      fs.readdirSync(out).sort(),
+      labs.map((l) => l.name).sort(),
+      "no staging tree left behind",
+    );
+  } finally {
     cleanup();
   }
 });
