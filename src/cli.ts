@@ -122,7 +122,7 @@ async function parseWithYargs(
     .example("$0 labs/foo.yaml -o out/", "generate out/foo/")
     .example("$0 labs/*.yaml -o out/ --check", "fail CI when out/ is stale")
     .epilog(
-      "Exit codes: 0 done (or no drift), 1 --check found drift, 2 invalid input or usage, 3 internal error.",
+      "Exit codes: 0 done (or no drift), 1 --check found drift, 2 invalid input, usage or output directory, 3 internal error.",
     )
     .version(version())
     .help()
