@@ -44,7 +44,9 @@ export function formatDiagnostic(d: Diagnostic): string {
 
 /** The source line of a diagnostic with a caret under its column, for humans (netplan style). */
 export function excerpt(d: Diagnostic, text: string): string {
-  const line = text.split("\n")[d.line - 1];
+  if (text === "") return "";
+  // YAML's line breaks: LF, CRLF, and a lone CR.
+  const line = text.split(/\r\n|\r|\n/)[d.line - 1];
   if (line === undefined || line.length > 240) return "";
   const shown = line.replace(/\t/g, " ");
   return `  ${shown}\n  ${" ".repeat(Math.max(0, d.column - 1))}^`;

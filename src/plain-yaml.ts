@@ -76,7 +76,7 @@ const OUTSIDE_SUBSET: readonly RegExp[] = [
   // A flow collection as a key (js-yaml turns it into a string), its `:` maybe on a later line.
   // A flow mapping's key may also come without `:` (`{a, [b]}`): see keysAreNames.
   /[\]}](?:\s|#[^\n]*)*:/,
-  /["'\]}]#/, // `yaml` wants a space before a comment
+  /["'[\]{},:]#/, // `yaml` wants a space before a comment; js-yaml reads `{#` as one
   /^[ \t]*#\S/m, // `yaml` rejects a value on the line after a `#c` comment line (not `# c`)
   // A line that is neither a key, a list entry, a comment, a bracket nor `---`: a scalar below
   // its key or a continued one. After comment lines `yaml` rejects some that js-yaml reads.

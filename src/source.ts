@@ -101,6 +101,9 @@ export function parseLabSource(
       pos.col,
     );
   }
+  // YAML allows a lone carriage return as a line break (old Mac files); the yaml package
+  // reads it as content. One character for one keeps every offset.
+  if (text.includes("\r")) text = text.replace(/\r(?!\n)/g, "\n");
   if (text.trim() === "" || /^(\s*(#.*)?\n?)*$/.test(text)) {
     return fail(
       "file is empty",
@@ -155,17 +158,11 @@ export function parseLabSource(
     };
   }
 
-  const oddKeys = keysThatAreNotNames(doc);
-  if (oddKeys.length > 0) {
+  const structural = structureProblems(doc);
+  if (structural.length > 0) {
     return {
       ok: false,
-      diagnostics: oddKeys.map((offset) =>
-        errorAt(
-          offset,
-          "a mapping key here is a list, a mapping, an alias, null or empty, not a name",
-          "write keys as plain names, e.g. `name: foo`; a `?` complex key has no meaning in a lab file",
-        ),
-      ),
+      diagnostics: structural.map((p) => errorAt(p.offset, p.message, p.hint)),
     };
   }
 
@@ -247,33 +244,97 @@ function parseTree(text: string): Tree {
   return { doc, lineCounter };
 }
 
+interface StructureProblem {
+  readonly offset: number;
+  readonly message: string;
+  readonly hint: string;
+}
+
+const NOT_A_NAME: Omit<StructureProblem, "offset"> = {
+  message:
+    "a mapping key here is a list, a mapping, an alias, null or empty, not a name",
+  hint: "write keys as plain names, e.g. `name: foo`; a `?` complex key has no meaning in a lab file",
+};
+
 /**
- * Offsets of mapping keys that are not names: `? [a, b]`, `? {a: 1}`, `*alias`, `~` or a
- * missing key. Turned into plain data they would become strings like "[ a, b ]" that no message can
- * point back to. Walks with its own stack: depth is only bounded by the parser.
+ * What the YAML allows but a lab file cannot mean, each at its offset:
+ * - keys that are not names (`? [a, b]`, `*alias`, `~`, none): as plain data they would become
+ *   strings like "[ a, b ]" that no message can point back to;
+ * - `__proto__` as a key, which plain data cannot hold as an ordinary key;
+ * - keys that differ in YAML but not as text (`1` and `"1"`): one would silently replace the other;
+ * - tags (`!!str 1`, `!foo`): the lab format has no use for them, and an unknown one would be
+ *   ignored silently;
+ * - an alias to no anchor before it, or inside the node it refers to (a cycle).
+ * Walks with its own stack: depth is only bounded by the parser.
  */
-function keysThatAreNotNames(doc: Document): number[] {
-  const found: number[] = [];
+function structureProblems(doc: Document): StructureProblem[] {
+  const found: StructureProblem[] = [];
+  const at = (node: Node | null | undefined, fallback: number) =>
+    node?.range?.[0] ?? fallback;
   const stack: unknown[] = [doc.contents];
   while (stack.length > 0) {
     const node = stack.pop();
+    if (isAlias(node)) {
+      const target = node.resolve(doc);
+      const offset = at(node, 0);
+      if (!target) {
+        found.push({
+          offset,
+          message: `the alias *${node.source} refers to no anchor &${node.source} before it`,
+          hint: "define the anchor before its first use, or write the value out",
+        });
+      } else if (
+        target.range &&
+        target.range[0] <= offset &&
+        offset < target.range[1]
+      ) {
+        found.push({
+          offset,
+          message: `the alias *${node.source} lies inside the node it refers to (a cycle)`,
+          hint: "write the value out instead of referring to the node that contains it",
+        });
+      }
+      continue;
+    }
+    if ((isScalar(node) || isMap(node) || isSeq(node)) && node.tag) {
+      found.push({
+        offset: at(node, 0),
+        message: `YAML tag ${node.tag.replace(/^tag:yaml\.org,2002:/, "!!")} is not part of the lab format`,
+        hint: "remove the tag and write the plain value, e.g. `port: 1194` or `name: foo`",
+      });
+    }
     if (isMap(node)) {
+      const seen = new Set<string>();
       for (const pair of node.items) {
         const key = pair.key as Node | null;
-        if (!isScalar(key) || key.value === null)
-          found.push(
-            key?.range?.[0] ??
-              (pair.value as Node | null)?.range?.[0] ??
-              node.range?.[0] ??
-              0,
-          );
+        const offset = at(key, at(pair.value as Node | null, at(node, 0)));
+        if (!isScalar(key) || key.value === null) {
+          found.push({ offset, ...NOT_A_NAME });
+        } else {
+          const text = String(key.value);
+          if (text === "__proto__") {
+            found.push({
+              offset,
+              message: "`__proto__` cannot be a key",
+              hint: "remove it, or rename it if it is meant to be a value",
+            });
+          } else if (seen.has(text)) {
+            found.push({
+              offset,
+              message: `the key ${JSON.stringify(text)} appears twice in this mapping (written differently)`,
+              hint: "each key may appear once; remove or merge the repeated one",
+            });
+          }
+          seen.add(text);
+          if (key.tag) stack.push(key);
+        }
         stack.push(pair.value);
       }
     } else if (isSeq(node)) {
       stack.push(...node.items);
     }
   }
-  return found.sort((a, b) => a - b);
+  return found.sort((a, b) => a.offset - b.offset);
 }
 
 function firstLine(s: string): string {
