@@ -168,18 +168,17 @@ export function bucketName(
  * a missing per-type field here is a programming error, not a user error.
  */
 export function resolveLab(input: LabInput, file: string): LabModel {
-  const zoneNames = Object.keys(input.aws.zones).sort();
   const runnerOfZone = new Map(input.runners.map((r) => [r.zone, r.name]));
-  const zones: ZoneModel[] = zoneNames.map((name) => {
-    const z = input.aws.zones[name]!;
-    return {
+  // Entries, not a lookup by name: only the record's own keys are zones.
+  const zones: ZoneModel[] = Object.entries(input.aws.zones)
+    .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))
+    .map(([name, z]) => ({
       name,
       runnerSubnet: z.runner_subnet,
       workerSubnet: z.worker_subnet,
       natGatewayId: z.nat_gateway_id,
       runner: runnerOfZone.get(name) ?? "",
-    };
-  });
+    }));
   const zoneByName = new Map(zones.map((z) => [z.name, z]));
 
   const runners: RunnerModel[] = input.runners.map((r) => {

@@ -73,3 +73,62 @@ export function awsReservedAddresses(net: Net): string[] {
 export function compareNets(a: Net, b: Net): number {
   return a.first - b.first || a.last - b.last;
 }
+
+/**
+ * Why `text` is not an IPv4 address in dotted-quad form without leading zeros, or undefined.
+ * That form is the only one every consumer (NM, iptables, AWS, ipaddr.js) reads alike: ipaddr.js
+ * reads `012` as octal and throws on `08`.
+ */
+export function ipv4Problem(text: string): string | undefined {
+  const octets = text.split(".");
+  if (octets.length !== 4)
+    return `it has ${octets.length} part(s), an IPv4 address has 4`;
+  for (const o of octets) {
+    if (!/^\d{1,3}$/.test(o))
+      return `${JSON.stringify(o)} is not an octet (0-255)`;
+    if (o.length > 1 && o.startsWith("0"))
+      return `octet ${o} has a leading zero, which some tools read as octal`;
+    if (Number(o) > 255) return `octet ${o} is more than 255`;
+  }
+  return undefined;
+}
+
+/** Why `text` is not an IPv4 CIDR `a.b.c.d/p` (prefix 0-32), or undefined. Host bits are not looked at. */
+export function cidrProblem(text: string): string | undefined {
+  const slash = text.indexOf("/");
+  if (slash < 0) return "it has no /prefix";
+  const address = ipv4Problem(text.slice(0, slash));
+  if (address) return address;
+  const prefix = text.slice(slash + 1);
+  if (!/^(0|[1-9]\d?)$/.test(prefix) || Number(prefix) > 32)
+    return `prefix /${prefix} is not a number from 0 to 32`;
+  return undefined;
+}
+
+/**
+ * Why `name` is not a DNS name as gen-lab accepts one, or undefined: dot-separated labels of
+ * 1-63 lowercase letters, digits and inner hyphens, at most 253 characters, and a last label
+ * that is not all digits (that would be an IP address, not a name). These names are printed
+ * into shell scripts: the character set is what keeps them inert there.
+ */
+export function dnsNameProblem(name: string): string | undefined {
+  if (name.length === 0) return "it is empty";
+  if (name.length > 253)
+    return `it is ${name.length} characters, a DNS name has at most 253`;
+  const labels = name.split(".");
+  for (const label of labels) {
+    if (label === "")
+      return "it has an empty label: two dots in a row, or a dot at either end";
+    if (label.length > 63)
+      return `label ${label.slice(0, 20)}... is ${label.length} characters, at most 63 are allowed`;
+    if (!/^[a-z0-9-]+$/.test(label))
+      return /^[A-Za-z0-9-]+$/.test(label)
+        ? `label ${JSON.stringify(label)} has uppercase letters`
+        : `label ${JSON.stringify(label)} has characters other than a-z, 0-9 and -`;
+    if (label.startsWith("-") || label.endsWith("-"))
+      return `label ${JSON.stringify(label)} starts or ends with a hyphen`;
+  }
+  if (/^\d+$/.test(labels[labels.length - 1]!))
+    return "its last label is all digits, which makes it an IP address, not a name";
+  return undefined;
+}

@@ -1,4 +1,5 @@
 import { z } from "zod";
+import { cidrProblem, dnsNameProblem, ipv4Problem } from "./net.js";
 
 /**
  * The lab file, format version 1 (../shared/lab-format.md), as a zod schema.
@@ -28,9 +29,6 @@ const IPV4_RE =
   /^(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)(\.(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)){3}$/;
 const CIDR_RE =
   /^(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)(\.(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)){3}\/(3[0-2]|[12]?\d)$/;
-/** A DNS name: dot-separated labels of lowercase letters, digits and inner hyphens, at most 253 characters. */
-const DOMAIN_RE =
-  /^(?=.{1,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)*$/;
 /** Paths on the runner end up in keyfiles and shell scripts: a conservative character set keeps them safe in both. */
 const RUNNER_PATH_RE =
   /^\/(?!.*\/\.\.?(\/|$))[A-Za-z0-9._@+-]+(\/[A-Za-z0-9._@+-]+)*$/;
@@ -45,22 +43,124 @@ export const Cidr = pattern(
   "an IPv4 CIDR such as 10.20.0.0/16",
   "10.20.0.0/16",
 );
-export const DomainName = pattern(
-  DOMAIN_RE,
+/** A string that `problem` finds nothing wrong with; its answer says why not. */
+const checked = (
+  problem: (s: string) => string | undefined,
+  what: string,
+  hint: string,
+) =>
+  z.string().superRefine((s, ctx) => {
+    const why = problem(s);
+    if (why !== undefined)
+      ctx.addIssue({
+        code: "custom",
+        message: err(`must be ${what} (${why})`, hint),
+      });
+  });
+
+/** An IPv4 address when it is all digits and dots, a DNS name otherwise. */
+export const hostProblem = (s: string): string | undefined =>
+  /^[\d.]+$/.test(s) ? ipv4Problem(s) : dnsNameProblem(s);
+
+export const DomainName = checked(
+  dnsNameProblem,
   "a lowercase DNS name",
-  "foo.example.com",
+  'for example "foo.example.com"',
 );
 export const RunnerPath = pattern(
   RUNNER_PATH_RE,
   "an absolute path on the runner of plain characters",
   "/etc/gen-lab/foo/foo-1.key",
 );
-const Host = z.string().refine((s) => IPV4_RE.test(s) || DOMAIN_RE.test(s), {
-  error: err(
-    "must be a lowercase host name or an IPv4 address",
-    'for example "vpn.foo.example.com"',
-  ),
-});
+const Host = checked(
+  hostProblem,
+  "a lowercase host name or an IPv4 address",
+  'for example "vpn.foo.example.com" or "203.0.113.7"',
+);
+
+/** What a URL of a field may be: its schemes, and which of them may carry a user name. */
+interface UrlRules {
+  readonly schemes: readonly string[];
+  /** Schemes whose URL may name a user (never a password), as in ssh://git@gitlab.com/x.git. */
+  readonly userSchemes?: readonly string[];
+  /** The URL must name a path beyond `/` (a repository, not a server). */
+  readonly pathRequired?: boolean;
+}
+
+/**
+ * RFC 3986 path characters that stay inert in a shell command: no `$ & ' ( ) * ; !`, and never
+ * whitespace, quotes, backticks, backslashes, `| < >` or control characters. The generated
+ * README prints URLs into commands, and a WHATWG parser would let all of those through.
+ */
+const URL_PATH_RE = /^(\/([A-Za-z0-9._~+=,:@-]|%[0-9A-Fa-f]{2})*)*$/;
+
+/**
+ * Why `text` is not a URL as the field's rules allow, or undefined: `scheme://[user@]host[:port][/path]`
+ * with a DNS name (any case) or IPv4 address as host, and no password, query or fragment.
+ */
+export function urlProblem(text: string, rules: UrlRules): string | undefined {
+  const schemes = rules.schemes.map((s) => `${s}://`).join(", ");
+  const m =
+    /^([A-Za-z][A-Za-z0-9+.-]*):\/\/([^/?#]*)([^?#]*)(\?[^#]*)?(#.*)?$/s.exec(
+      text,
+    );
+  if (!m) {
+    const scheme = /^[A-Za-z][A-Za-z0-9+.-]*:/.exec(text)?.[0];
+    return scheme && !rules.schemes.includes(scheme.slice(0, -1))
+      ? `scheme ${scheme} is not one of ${schemes}`
+      : `it is not of the form ${rules.schemes[0]}://host/path`;
+  }
+  const [, scheme = "", authority = "", path = "", query, fragment] = m;
+  if (!rules.schemes.includes(scheme))
+    return `scheme ${scheme}: is not one of ${schemes}`;
+  const at = authority.lastIndexOf("@");
+  if (at >= 0) {
+    const user = authority.slice(0, at);
+    if (!(rules.userSchemes ?? []).includes(scheme))
+      return "it names a user or password before the host: credentials never go into a lab file";
+    if (user.includes(":"))
+      return "it carries a password: credentials never go into a lab file";
+    if (!/^[A-Za-z0-9._-]+$/.test(user))
+      return `user name ${JSON.stringify(user)} has characters other than letters, digits, ., _ and -`;
+  }
+  const hostPort = authority.slice(at + 1);
+  if (hostPort.startsWith("["))
+    return "its host is an IPv6 address: use a host name or an IPv4 address";
+  const colon = hostPort.lastIndexOf(":");
+  const host = colon >= 0 ? hostPort.slice(0, colon) : hostPort;
+  const port = colon >= 0 ? hostPort.slice(colon + 1) : undefined;
+  if (host === "") return "it has no host";
+  // Host names are case-insensitive in URLs; the problem is told about the host as written.
+  const badHost =
+    hostProblem(host.toLowerCase()) === undefined
+      ? undefined
+      : hostProblem(host);
+  if (badHost !== undefined)
+    return `host ${JSON.stringify(host)} is not a DNS name or IPv4 address: ${badHost}`;
+  if (
+    port !== undefined &&
+    (!/^[1-9]\d{0,4}$/.test(port) || Number(port) > 65535)
+  )
+    return `port ${JSON.stringify(port)} is not a number from 1 to 65535`;
+  if (!URL_PATH_RE.test(path)) {
+    const bad = /[^A-Za-z0-9._~+=,:@/%-]|%(?![0-9A-Fa-f]{2})/u.exec(path)![0];
+    return bad === "%"
+      ? "its path has a % not followed by two hex digits"
+      : `its path has the character ${JSON.stringify(bad)}, which is not allowed`;
+  }
+  if (rules.pathRequired && path.replace(/\//g, "") === "")
+    return "it names a server but no repository path";
+  if (query !== undefined) return "it has a query string";
+  if (fragment !== undefined) return "it has a fragment";
+  return undefined;
+}
+
+const url = (rules: UrlRules, what: string, example: string) =>
+  checked(
+    (s) => urlProblem(s, rules),
+    what,
+    `for example ${JSON.stringify(example)}`,
+  );
 const Port = z
   .number({
     error: err("must be a port number", "use a whole number from 1 to 65535"),
@@ -198,12 +298,12 @@ const RunnerSchema = z.strictObject({
 });
 
 const EgressSchema = z.strictObject({
-  to: z.string({
-    error: err(
-      "must be a host name or a CIDR",
-      "for example beaker.foo.example.com or 10.20.5.0/24",
-    ),
-  }),
+  // Anything with a slash or only digits and dots is meant as a CIDR; the rest as a host name.
+  to: checked(
+    (s) => (/^[\d./]+$|\//.test(s) ? cidrProblem(s) : dnsNameProblem(s)),
+    "a lowercase host name or an IPv4 CIDR",
+    "write a host under intranet.domains, e.g. beaker.foo.example.com, or a CIDR such as 10.20.5.0/24",
+  ),
   ports: nonEmpty(Port, "port", "443"),
   protocol: z
     .enum(["tcp", "udp"], {
@@ -214,12 +314,15 @@ const EgressSchema = z.strictObject({
 
 const TriggerSchema = z.strictObject({
   name: pattern(/^[a-z0-9][a-z0-9_.-]*$/, "a trigger name", "rhel9"),
-  git_url: z.url({
-    error: err(
-      "must be a URL",
-      "for example https://gitlab.com/group/project.git",
-    ),
-  }),
+  git_url: url(
+    {
+      schemes: ["https", "http", "ssh", "git"],
+      userSchemes: ["ssh"],
+      pathRequired: true,
+    },
+    "a git repository URL",
+    "https://gitlab.com/group/project.git",
+  ),
   // git check-ref-format's rules that matter here: no leading '-' or '/', no '..', '//',
   // trailing '/' or '.', and no '.lock' ending.
   branch: pattern(
@@ -241,14 +344,17 @@ const TriggerSchema = z.strictObject({
 });
 
 const PipelineSchema = z.strictObject({
+  // GitLab path segments; none may be `.` or `..`, nor start with `-` or `.`.
   project: pattern(
-    /^[A-Za-z0-9_.-]+(\/[A-Za-z0-9_.-]+)+$/,
+    /^(?![-.])[A-Za-z0-9_.-]+(\/(?![-.])[A-Za-z0-9_.-]+)+$/,
     "a GitLab project path",
     "group/subgroup/project",
   ),
-  gitlab_url: z
-    .url({ error: err("must be a URL", "for example https://gitlab.com") })
-    .default("https://gitlab.com"),
+  gitlab_url: url(
+    { schemes: ["https", "http"] },
+    "the http(s) URL of a GitLab instance",
+    "https://gitlab.com",
+  ).default("https://gitlab.com"),
   runner_tags: nonEmpty(
     pattern(/^[A-Za-z0-9_.:-]+$/, "a runner tag", "foo"),
     "tag",
@@ -298,13 +404,11 @@ export const LabSchema = z.strictObject({
     nameservers: z.array(Ipv4).optional(),
   }),
   beaker: z.strictObject({
-    url: z.url({
-      protocol: /^https?$/,
-      error: err(
-        "must be an http(s) URL",
-        "for example https://beaker.foo.example.com",
-      ),
-    }),
+    url: url(
+      { schemes: ["https", "http"] },
+      "an http(s) URL",
+      "https://beaker.foo.example.com",
+    ),
   }),
   vpn: VpnSchema,
   aws: z.strictObject({

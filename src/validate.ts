@@ -1,6 +1,7 @@
 import type { z } from "zod";
 import type { Diagnostic, Severity } from "./diagnostics.js";
-import { bucketName } from "./model.js";
+import { bucketName, resolveLab } from "./model.js";
+import { wireguardInterface } from "./render/nm-keyfiles.js";
 import {
   addressAt,
   awsReservedAddresses,
@@ -101,6 +102,23 @@ function reportIssue(r: Reporter, issue: z.core.$ZodIssue): void {
         { key: true },
       );
     }
+    return;
+  }
+  if (issue.code === "invalid_key") {
+    // A record key (a zone name) that fails its pattern: the key's own message, about the key.
+    const inner = issue.issues[0]?.message ?? "";
+    const [message, hint] = inner.includes(HINT_SEPARATOR)
+      ? (inner.split(HINT_SEPARATOR) as [string, string])
+      : [
+          "is not a valid key here",
+          "see ../shared/lab-format.md for this field",
+        ];
+    r.error(
+      path,
+      `key ${message}, got ${JSON.stringify(String(path[path.length - 1]))}`,
+      hint,
+      { key: true },
+    );
     return;
   }
   const [message, hint] = issue.message.includes(HINT_SEPARATOR)
@@ -245,7 +263,8 @@ function editDistance(a: string, b: string): number {
 function valueAt(data: unknown, path: YamlPath): unknown {
   let v = data;
   for (const step of path) {
-    if (v === null || typeof v !== "object") return undefined;
+    if (v === null || typeof v !== "object" || !Object.hasOwn(v, step))
+      return undefined;
     v = (v as Record<string | number, unknown>)[step];
   }
   return v;
@@ -309,11 +328,13 @@ export function checkLab(source: LabSource, lab: LabInput): Diagnostic[] {
 
   const subnets: { path: YamlPath; net: Net }[] = [];
   for (const [zone, z] of Object.entries(lab.aws.zones)) {
-    if (!zone.startsWith(lab.aws.region)) {
+    // An availability zone is its region and one letter (the schema has checked the letter):
+    // us-east-12b starts with us-east-1 but lies in us-east-12.
+    if (zone.slice(0, -1) !== lab.aws.region) {
       r.error(
         ["aws", "zones", zone],
         `zone ${zone} is not in region ${lab.aws.region}`,
-        `use zones of ${lab.aws.region}, e.g. ${lab.aws.region}a`,
+        `an availability zone of ${lab.aws.region} is its name and one letter, e.g. ${lab.aws.region}a; fix the zone or aws.region`,
         { key: true },
       );
     }
@@ -384,7 +405,10 @@ export function checkLab(source: LabSource, lab: LabInput): Diagnostic[] {
       );
     } else runnerNames.set(runner.name, i);
 
-    const zone = lab.aws.zones[runner.zone];
+    // Own keys only: a zone named like an Object method (toString, constructor) is not a zone.
+    const zone = Object.hasOwn(lab.aws.zones, runner.zone)
+      ? lab.aws.zones[runner.zone]
+      : undefined;
     if (!zone) {
       r.error(
         ["runners", i, "zone"],
@@ -560,7 +584,13 @@ function checkTunnels(
     ...(kind === "openvpn static-key" ? (["key_direction"] as Field[]) : []),
   ]);
 
-  const tunnelAddresses: { path: YamlPath; net: Net; runner: string }[] = [];
+  const tunnelAddresses: {
+    path: YamlPath;
+    net: Net;
+    /** WireGuard: the network NM routes through the tunnel, when it is more than the address. */
+    route?: Net;
+    runner: string;
+  }[] = [];
   lab.runners.forEach((runner, i) => {
     const base: YamlPath = ["runners", i, "vpn"];
     for (const f of required) {
@@ -603,10 +633,25 @@ function checkTunnels(
       }
     }
     if (vpn.type === "wireguard" && runner.vpn.address !== undefined) {
-      const [addr] = runner.vpn.address.split("/");
+      const address = runner.vpn.address;
+      const [addr] = address.split("/");
+      const path: YamlPath = [...base, "address"];
+      // NM adds the address's network as a route through the tunnel: a short prefix would take
+      // the VPC, Docker's networks or the whole internet with it.
+      const route = parseNet(networkOf(address));
+      if (route.prefix < MIN_WIREGUARD_PREFIX)
+        r.error(
+          path,
+          `${address} would route ${route.text} into the tunnel: its prefix is shorter than /${MIN_WIREGUARD_PREFIX}`,
+          `write the runner's own address as /32, e.g. ${addr}/32 (the lab's routes come from intranet.cidrs); a tunnel network needs a prefix of /${MIN_WIREGUARD_PREFIX} or longer`,
+        );
       tunnelAddresses.push({
-        path: [...base, "address"],
+        path,
         net: hostNet(addr!),
+        route:
+          route.prefix >= MIN_WIREGUARD_PREFIX && route.prefix < 32
+            ? route
+            : undefined,
         runner: runner.name,
       });
     }
@@ -627,6 +672,12 @@ function checkTunnels(
         `tunnel address ${t.net.text.replace("/32", "")} is inside the VPC ${vpc.text}`,
         "pick tunnel addresses outside the VPC and the intranet, e.g. from 10.255.0.0/24",
       );
+    else if (vpc && t.route && overlaps(t.route, vpc))
+      r.error(
+        t.path,
+        `tunnel network ${t.route.text} overlaps the VPC ${vpc.text}: the runner would route VPC traffic into the tunnel`,
+        `write the address as /32, e.g. ${t.net.text}, or pick a tunnel network outside the VPC`,
+      );
     for (const i of intranet) {
       if (overlaps(t.net, i.net))
         r.error(
@@ -635,9 +686,17 @@ function checkTunnels(
           "pick tunnel addresses outside the VPC and the intranet, e.g. from 10.255.0.0/24",
         );
     }
-    checkReservedRanges(r, t.path, t.net, "tunnel address");
+    checkReservedRanges(
+      r,
+      t.path,
+      t.route ?? t.net,
+      t.route ? "tunnel network" : "tunnel address",
+    );
   }
 }
+
+/** The shortest prefix a runner's WireGuard address may have (see checkTunnels). */
+const MIN_WIREGUARD_PREFIX = 16;
 
 function fieldHint(field: string, lab: string, runner: string): string {
   const examples: Record<string, string> = {
@@ -749,7 +808,8 @@ function checkEgressAndNames(
   );
   (lab.egress ?? []).forEach((e, i) => {
     const path: YamlPath = ["egress", i, "to"];
-    if (/^\d+\.\d+\.\d+\.\d+\/\d+$/.test(e.to)) {
+    // The schema has checked the syntax: a strict IPv4 CIDR, or a DNS name.
+    if (e.to.includes("/")) {
       if (!hostBitsZero(e.to)) {
         r.error(
           path,
@@ -766,19 +826,11 @@ function checkEgressAndNames(
           "egress only limits traffic into the intranet: use a range inside intranet.cidrs",
         );
       }
-    } else if (/^[a-z0-9.-]+$/.test(e.to) && !/^\d+(\.\d+)*$/.test(e.to)) {
-      if (!underAny(e.to)) {
-        r.error(
-          path,
-          `host ${e.to} is not under intranet.domains (${domains.join(", ")})`,
-          "name a host of the intranet, or a CIDR inside intranet.cidrs",
-        );
-      }
-    } else {
+    } else if (!underAny(e.to)) {
       r.error(
         path,
-        `${JSON.stringify(e.to)} is neither a host name nor an IPv4 CIDR`,
-        "write a host under intranet.domains, e.g. beaker.foo.example.com, or a CIDR such as 10.20.5.0/24",
+        `host ${e.to} is not under intranet.domains (${domains.join(", ")})`,
+        "name a host of the intranet, or a CIDR inside intranet.cidrs",
       );
     }
   });
@@ -888,6 +940,11 @@ export function checkLabSet(labs: readonly CheckedLab[]): Diagnostic[] {
   // costs one pass, not a comparison of every pair.
   const names = new Map<string, CheckedLab>();
   const credentials = new Map<string, { lab: CheckedLab; path: YamlPath }>();
+  const buckets = new Map<string, { lab: CheckedLab; path: YamlPath }>();
+  // Labs may share a runner host, so what gen-lab names on a host must differ between labs.
+  // Most such names hold the whole lab name; the WireGuard interface is cut to the kernel's
+  // 15 characters, so two long lab names can meet there.
+  const interfaces = new Map<string, CheckedLab>();
   for (const lab of labs) {
     const r = reporters.get(lab)!;
     const first = names.get(lab.input.name);
@@ -908,6 +965,33 @@ export function checkLabSet(labs: readonly CheckedLab[]): Diagnostic[] {
         );
       } else if (!seen) credentials.set(c.file, { lab, path: c.path });
     }
+    // A lab whose name is taken would only repeat that error below.
+    if (first) continue;
+    // S3 bucket names are global: <prefix>-<environment>-<lab>-<purpose> of two labs can meet
+    // when the hyphens fall differently.
+    lab.input.aws.buckets.forEach((purpose, i) => {
+      const name = bucketName(lab.input, purpose);
+      const path: YamlPath = ["aws", "buckets", i];
+      const seen = buckets.get(name);
+      if (seen && seen.lab !== lab)
+        r.error(
+          path,
+          `bucket name ${name} is also made by ${reporters.get(seen.lab)!.where(seen.path)}`,
+          "S3 bucket names are global: change the prefix, environment or bucket purpose of one lab",
+        );
+      else if (!seen) buckets.set(name, { lab, path });
+    });
+    if (lab.input.vpn.type === "wireguard") {
+      const device = wireguardInterface(resolveLab(lab.input, lab.source.file));
+      const seen = interfaces.get(device);
+      if (seen)
+        r.error(
+          ["name"],
+          `lab name ${lab.input.name} gives the WireGuard interface ${device}, as lab ${seen.input.name} does (${reporters.get(seen)!.where(["name"])})`,
+          "interface names are cut to 15 characters (wg- and the first 12 of the lab name), and labs may share a runner host: make the lab names differ within their first 12 characters",
+        );
+      else interfaces.set(device, lab);
+    }
   }
 
   // Address ranges and routing domains only collide within one VPC.
@@ -916,7 +1000,20 @@ export function checkLabSet(labs: readonly CheckedLab[]): Diagnostic[] {
     const key = `${lab.input.aws.region}/${lab.input.aws.vpc_id}`;
     byVpc.set(key, [...(byVpc.get(key) ?? []), lab]);
   }
-  for (const group of byVpc.values())
+  for (const group of byVpc.values()) {
+    // One VPC has one CIDR here: every rule that keeps tunnels and intranets out of the VPC
+    // assumes the labs agree on it.
+    const first = group[0]!;
+    for (const lab of group.slice(1)) {
+      if (lab.input.aws.vpc_cidr !== first.input.aws.vpc_cidr)
+        reporters
+          .get(lab)!
+          .error(
+            ["aws", "vpc_cidr"],
+            `VPC ${lab.input.aws.vpc_id} has vpc_cidr ${first.input.aws.vpc_cidr} in lab ${first.input.name} (${reporters.get(first)!.where(["aws", "vpc_cidr"])})`,
+            "labs sharing a VPC must declare its same CIDR: fix aws.vpc_cidr or aws.vpc_id",
+          );
+    }
     pairwise(group, (a, b) => {
       const r = reporters.get(b)!;
       const ra = reporters.get(a)!;
@@ -978,6 +1075,26 @@ export function checkLabSet(labs: readonly CheckedLab[]): Diagnostic[] {
               `${x.what} ${x.net.text.replace(/\/32$/, "")} overlaps ${y.net.text.replace(/\/32$/, "")} of lab ${a.input.name} at ${ra.where(y.path)} (same VPC ${b.input.aws.vpc_id})`,
               `labs sharing a VPC need disjoint ${x.what === "subnet" ? "subnets" : x.what === "intranet CIDR" ? "intranet ranges (their routes would collide)" : "tunnel addresses"}`,
             );
+          } else if (
+            x.what === "tunnel address" &&
+            y.what === "intranet CIDR" &&
+            contains(y.net, x.net)
+          ) {
+            r.error(
+              x.path,
+              `tunnel address ${x.net.text.replace(/\/32$/, "")} lies inside intranet CIDR ${y.net.text} of lab ${a.input.name} at ${ra.where(y.path)} (same VPC ${b.input.aws.vpc_id})`,
+              `on a runner host both labs share, ${a.input.name}'s intranet route would take this tunnel's traffic: pick tunnel addresses outside every lab's intranet`,
+            );
+          } else if (
+            x.what === "intranet CIDR" &&
+            y.what === "tunnel address" &&
+            contains(x.net, y.net)
+          ) {
+            r.error(
+              x.path,
+              `intranet CIDR ${x.net.text} contains tunnel address ${y.net.text.replace(/\/32$/, "")} of lab ${a.input.name} at ${ra.where(y.path)} (same VPC ${b.input.aws.vpc_id})`,
+              `on a runner host both labs share, this route would take ${a.input.name}'s tunnel traffic: the labs' intranet ranges and tunnel addresses must not meet`,
+            );
           }
         }
       }
@@ -993,6 +1110,7 @@ export function checkLabSet(labs: readonly CheckedLab[]): Diagnostic[] {
         });
       });
     });
+  }
   for (const r of reporters.values()) out.push(...r.list);
   return out;
 }

@@ -34,6 +34,39 @@ function lineOf(text: string, at: RegExp, nth = 1): number {
   return lines[nth - 1]!;
 }
 
+/** The example lab with a WireGuard tunnel instead of OpenVPN: valid, and otherwise the same. */
+const WG_FOO = [
+  (t: string) => edit(t, "type: openvpn ", "type: wireguard "),
+  (t: string) =>
+    edit(
+      t,
+      /^  auth: static-key .*$/m,
+      "  public_key: xTIBA5rboUvnH4htodjb6e697QjLERt1NAB4mZqp8Dg=",
+    ),
+  (t: string) => edit(t, /^  protocol: udp .*\n/m, ""),
+  (t: string) => edit(t, /^  cipher: AES-256-CBC .*\n/m, ""),
+  (t: string) =>
+    edit(
+      t,
+      /^      static_key: \/etc\/gen-lab\/foo\/foo-1\.key .*$/m,
+      "      private_key_file: /etc/gen-lab/foo/foo-1.wg",
+    ),
+  (t: string) => edit(t, /^      key_direction: 1 .*\n/m, ""),
+  (t: string) =>
+    edit(
+      t,
+      /^      local_ip: 10\.255\.0\.2 .*$/m,
+      "      address: 10.255.0.2/32",
+    ),
+  (t: string) => edit(t, /^      remote_ip: 10\.255\.0\.1\n/m, ""),
+  (t: string) =>
+    edit(
+      t,
+      "vpn: { port: 1195, static_key: /etc/gen-lab/foo/foo-2.key, local_ip: 10.255.0.6, remote_ip: 10.255.0.5 }",
+      "vpn: { port: 51821, private_key_file: /etc/gen-lab/foo/foo-2.wg, address: 10.255.0.6/32 }",
+    ),
+].reduce((t, f) => f(t), FOO);
+
 interface Case {
   readonly rule: string;
   readonly text: string;
@@ -399,7 +432,175 @@ const cases: Case[] = [
     message: /Docker's default address pool 192\.168\.0\.0\/16/,
     severity: "warning",
   },
+  {
+    rule: "a zone named like an Object method is not a zone",
+    text: edit(FOO, "zone: us-east-1b", "zone: toString"),
+    path: "runners[1].zone",
+    at: /zone: toString/,
+    message: /zone "toString" is not in aws\.zones/,
+  },
+  {
+    rule: "egress CIDR with a leading zero",
+    text: edit(FOO, "to: 10.20.5.0/24", "to: 10.20.08.0/24"),
+    path: "egress[1].to",
+    at: /to: 10\.20\.08\.0/,
+    message: /octet 08 has a leading zero/,
+  },
+  {
+    rule: "egress CIDR prefix above 32",
+    text: edit(FOO, "to: 10.20.5.0/24", "to: 10.20.5.0/33"),
+    path: "egress[1].to",
+    at: /to: 10\.20\.5\.0\/33/,
+    message: /prefix \/33 is not a number from 0 to 32/,
+  },
+  {
+    rule: "egress host that is no DNS name",
+    text: edit(
+      FOO,
+      "to: beaker.foo.example.com",
+      "to: -beaker.foo.example.com",
+    ),
+    path: "egress[0].to",
+    at: /to: -beaker/,
+    message: /label "-beaker" starts or ends with a hyphen/,
+  },
+  {
+    rule: "an IP address as intranet domain",
+    text: edit(
+      FOO,
+      "domains: [foo.example.com]",
+      "domains: [foo.example.com, 10.20.0.53]",
+    ),
+    path: "intranet.domains[1]",
+    at: /domains: \[foo\.example\.com, 10/,
+    message: /last label is all digits/,
+  },
+  {
+    rule: "zone of a region whose name merely starts with the lab's region",
+    text: edit(
+      edit(FOO, "us-east-1b: {", "us-east-12b: {"),
+      "zone: us-east-1b",
+      "zone: us-east-12b",
+    ),
+    path: "aws.zones.us-east-12b",
+    at: /us-east-12b: \{/,
+    message: /not in region us-east-1;.*its name and one letter/,
+  },
+  {
+    rule: "gitlab_url of another scheme",
+    text: edit(
+      FOO,
+      "gitlab_url: https://gitlab.com ",
+      "gitlab_url: javascript:alert(1) ",
+    ),
+    path: "pipeline.gitlab_url",
+    at: /gitlab_url: javascript/,
+    message: /scheme javascript: is not one of https:\/\/, http:\/\//,
+  },
+  {
+    rule: "git_url of another scheme",
+    text: edit(
+      FOO,
+      "git_url: https://gitlab.com/redhat/centos-stream/src/kernel/centos-stream-9.git",
+      "git_url: file:///srv/git/kernel.git",
+    ),
+    path: "pipeline.triggers[0].git_url",
+    at: /git_url: file:/,
+    message: /scheme file: is not one of/,
+  },
+  {
+    rule: "project path climbing out",
+    text: edit(
+      FOO,
+      "project: redhat/red-hat-ci-tools/kernel/cki-foo-pipelines",
+      "project: ../../etc",
+    ),
+    path: "pipeline.project",
+    at: /project: \.\.\/\.\.\/etc/,
+    message: /GitLab project path/,
+  },
+  {
+    rule: "beaker host with shell syntax",
+    text: edit(
+      FOO,
+      "url: https://beaker.foo.example.com",
+      "url: https://$(touch${IFS}x)`id`;reboot;.foo.example.com",
+    ),
+    path: "beaker.url",
+    at: /url: https:\/\/\$\(touch/,
+    message: /is not a DNS name or IPv4 address/,
+  },
+  {
+    rule: "WireGuard address routing everything into the tunnel",
+    text: edit(
+      WG_FOO,
+      /^      address: 10\.255\.0\.2\/32$/m,
+      "      address: 10.255.0.2/0",
+    ),
+    path: "runners[0].vpn.address",
+    at: /address: 10\.255\.0\.2\/0/,
+    message: /would route 0\.0\.0\.0\/0 into the tunnel.*10\.255\.0\.2\/32/,
+  },
+  // YAML the format has no use for, found in the syntax tree (no YAML path: it is not data).
+  {
+    rule: "a YAML tag",
+    text: edit(FOO, "name: foo  ", "name: !!str foo  "),
+    path: "",
+    at: /^name: !!str foo/,
+    message: /YAML tag !!str is not part of the lab format/,
+  },
+  {
+    rule: "an unknown YAML tag is not ignored",
+    text: edit(FOO, "environment: prod", "environment: !custom prod"),
+    path: "",
+    at: /^environment: !custom/,
+    message: /YAML tag !custom/,
+  },
+  {
+    rule: "__proto__ as a key",
+    text: edit(
+      FOO,
+      'extra: { architectures: "x86_64 aarch64" }',
+      'extra: { __proto__: "x", architectures: "x86_64 aarch64" }',
+    ),
+    path: "",
+    at: /__proto__/,
+    message: /`__proto__` cannot be a key/,
+  },
+  {
+    rule: "keys that differ only in YAML",
+    text: edit(
+      FOO,
+      'extra: { architectures: "x86_64 aarch64" }',
+      'extra: { 1: a, "1": b }',
+    ),
+    path: "",
+    at: /extra: \{ 1: a/,
+    message: /the key "1" appears twice in this mapping/,
+  },
+  {
+    rule: "an alias inside the node it refers to",
+    text: edit(FOO, "runner_tags: [foo]", "runner_tags: &t [foo, *t]"),
+    path: "",
+    at: /runner_tags: &t/,
+    message: /alias \*t lies inside the node it refers to/,
+  },
+  {
+    rule: "an alias to no anchor",
+    text: edit(FOO, "runner_tags: [foo]", "runner_tags: *nope"),
+    path: "",
+    at: /runner_tags: \*nope/,
+    message: /alias \*nope refers to no anchor/,
+  },
 ];
+
+test("the WireGuard variant of the example lab is valid", () => {
+  const result = checkLabs([{ file: FILE, text: WG_FOO }]);
+  assert.equal(
+    result.diagnostics.map((d) => formatDiagnostic(d)),
+    [],
+  );
+});
 
 function find(list: readonly Diagnostic[], c: Case): Diagnostic | undefined {
   return list.find(
@@ -446,8 +647,8 @@ test("every problem is reported at once", () => {
 });
 
 /** A second lab that is valid alone and may share the example's VPC. */
-function otherLab(changes: (t: string) => string): string {
-  let t = FOO.replace(/^name: foo /m, "name: bar ");
+function otherLab(changes: (t: string) => string, base = FOO): string {
+  let t = base.replace(/^name: foo /m, "name: bar ");
   t = t
     .replace("cidrs: [10.20.0.0/16]", "cidrs: [10.30.0.0/16]")
     .replace("10.20.0.53", "10.30.0.53")
@@ -469,6 +670,8 @@ function otherLab(changes: (t: string) => string): string {
 
 const crossCases: {
   rule: string;
+  /** The lab given first (default the example). */
+  first?: string;
   other: string;
   path: string;
   message: RegExp;
@@ -528,6 +731,34 @@ const crossCases: {
     path: "runners[1].vpn.static_key",
     message: /also used by labs\/foo\.yaml:/,
   },
+  {
+    rule: "WireGuard interface names cut to the same 15 characters",
+    first: edit(WG_FOO, /^name: foo /m, "name: kernelcilab1foo "),
+    other: otherLab(
+      (t) => t.replace(/^name: bar /m, "name: kernelcilab1bar "),
+      WG_FOO,
+    ),
+    path: "name",
+    message:
+      /gives the WireGuard interface wg-kernelcilab1, as lab kernelcilab1foo does/,
+  },
+  {
+    rule: "one VPC, two CIDRs",
+    other: otherLab((t) =>
+      t.replace("vpc_cidr: 172.31.0.0/16", "vpc_cidr: 172.31.128.0/17"),
+    ),
+    path: "aws.vpc_cidr",
+    message: /has vpc_cidr 172\.31\.0\.0\/16 in lab foo/,
+  },
+  {
+    rule: "tunnel address inside another lab's intranet in one VPC",
+    other: otherLab((t) =>
+      t.replace("local_ip: 10.254.0.2", "local_ip: 10.20.9.2"),
+    ),
+    path: "runners[0].vpn.local_ip",
+    message:
+      /tunnel address 10\.20\.9\.2 lies inside intranet CIDR 10\.20\.0\.0\/16 of lab foo/,
+  },
 ];
 
 for (const c of crossCases) {
@@ -537,7 +768,7 @@ for (const c of crossCases) {
       "the other lab is valid alone",
     );
     const result = checkLabs([
-      { file: FILE, text: FOO },
+      { file: FILE, text: c.first ?? FOO },
       { file: "labs/bar.yaml", text: c.other },
     ]);
     assert.is(result.labs, undefined);
@@ -699,6 +930,15 @@ test("a missing lab file is a located error, exit 2", () => {
   assert.is(r.status, 2);
   assert.match(r.stderr, /^labs\/nope\.yaml:1:1: no such file/m);
   assert.not.ok(fs.existsSync("/tmp/gen-lab-never-written"));
+});
+
+test("a lab file with old Mac line breaks (a lone CR) reads as YAML does", () => {
+  const cr = FOO.replace(/\n/g, "\r");
+  const r = checkLabs([{ file: FILE, text: cr }]);
+  assert.ok(r.labs, r.diagnostics.map((d) => formatDiagnostic(d)).join("\n"));
+  const bad = edit(FOO, /^version: 1 /m, "version: 2 ").replace(/\n/g, "\r");
+  const d = checkLabs([{ file: FILE, text: bad }]).diagnostics[0]!;
+  assert.is(d.line, lineOf(FOO, /^version:/));
 });
 
 test.run();
