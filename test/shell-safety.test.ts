@@ -56,7 +56,7 @@ const BASES: Record<string, () => Lab> = {
   ipsec: () => buildLab({ name: "safe", zones: 1, vpn: "ipsec" }),
 };
 
-/** Every string field of the format that ends up in a keyfile or the dispatcher, and where to set it. */
+/** Every string field of the format that ends up in a keyfile, the dispatcher or a README command, and where to set it. */
 const FIELDS: readonly [string, string, (lab: Lab, v: string) => void][] = [
   ["name", "static-key", (l, v) => (l.name = v)],
   ["environment", "static-key", (l, v) => (l.environment = v)],
@@ -133,6 +133,34 @@ const FIELDS: readonly [string, string, (lab: Lab, v: string) => void][] = [
   ],
   ["egress[1].to (cidr)", "static-key", (l, v) => (l.egress[1].to = v)],
   ["egress[0].protocol", "static-key", (l, v) => (l.egress[0].protocol = v)],
+  // Printed in the lab README's shell commands (quoted there too).
+  [
+    "beaker.url (host)",
+    "static-key",
+    (l, v) => (l.beaker.url = `https://${v}.${l.intranet.domains[0]}`),
+  ],
+  ["beaker.url (path)", "static-key", (l, v) => (l.beaker.url += `/${v}`)],
+  [
+    "pipeline.gitlab_url (host)",
+    "static-key",
+    (l, v) => (l.pipeline.gitlab_url = `https://${v}`),
+  ],
+  [
+    "pipeline.gitlab_url (path)",
+    "static-key",
+    (l, v) => (l.pipeline.gitlab_url = `https://gitlab.example.com/${v}`),
+  ],
+  ["pipeline.project", "static-key", (l, v) => (l.pipeline.project = v)],
+  [
+    "pipeline.runner_tags[0]",
+    "static-key",
+    (l, v) => (l.pipeline.runner_tags = [v]),
+  ],
+  [
+    "pipeline.triggers[0].git_url",
+    "static-key",
+    (l, v) => (l.pipeline.triggers[0].git_url = `https://gitlab.com/${v}.git`),
+  ],
 ];
 
 // ---------------------------------------------------------------------- the harness
