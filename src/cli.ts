@@ -61,6 +61,11 @@ export function parseCommonArgs(argv: readonly string[]): Args | undefined {
   let quiet = false;
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i]!;
+    if (a === "--") {
+      // Everything after `--` is a lab file, even a name that starts with `-`.
+      labs.push(...argv.slice(i + 1));
+      break;
+    }
     if (a === "-o" || a === "--out") {
       const value = argv[i + 1];
       if (out !== undefined || value === undefined || value.startsWith("-"))
@@ -261,6 +266,11 @@ function runLabs(args: Args & { labs: string[]; out: string }, io: Io): number {
   }
 
   const changes = writeLabTrees(args.out, result.labs);
+  for (const c of changes)
+    if (c.leftover)
+      io.err(
+        `gen-lab: warning: ${c.lab} was written, but ${c.leftover}; remove it by hand, the next run needs its name\n`,
+      );
   if (!args.quiet) {
     for (const c of changes)
       io.out(

@@ -33,13 +33,27 @@ export class LabError extends Error {
   }
 }
 
+/**
+ * Characters a terminal does not show, or shows reordered: controls, format characters (zero
+ * width, bidi overrides, a BOM), line and paragraph separators, private and unassigned ones.
+ */
+const INVISIBLE = /[\p{Cc}\p{Cf}\p{Zl}\p{Zp}\p{Co}\p{Cn}]/gu;
+
+/** `s` with each invisible character written as `\u{85}`, so `got "prod<NEL>"` cannot read as `got "prod"`. */
+export function visible(s: string): string {
+  return s.replace(
+    INVISIBLE,
+    (c) => `\\u{${c.codePointAt(0)!.toString(16).toUpperCase()}}`,
+  );
+}
+
 /** `file:line:col: [warning: ]path: message; hint` — the form editors and CI logs link to. */
 export function formatDiagnostic(d: Diagnostic): string {
   const where = `${d.file}:${d.line}:${d.column}`;
   const kind = d.severity === "warning" ? "warning: " : "";
   const path = d.path === "" ? "" : `${d.path}: `;
   const hint = d.hint === "" ? "" : `; ${d.hint}`;
-  return `${where}: ${kind}${path}${d.message}${hint}`;
+  return visible(`${where}: ${kind}${path}${d.message}${hint}`);
 }
 
 /** The source line of a diagnostic with a caret under its column, for humans (netplan style). */

@@ -35,6 +35,12 @@ function unreadable(file: string, message: string, hint: string): Diagnostic {
  * a FIFO would wait forever for a writer and a device like /dev/zero never ends.
  */
 function readLabFile(file: string): Uint8Array | Diagnostic {
+  if (file === "")
+    return unreadable(
+      '""',
+      "the lab file's path is empty",
+      "give the path of a lab YAML file (an unset variable?)",
+    );
   let fd: number;
   try {
     fd = fs.openSync(file, fs.constants.O_RDONLY | fs.constants.O_NONBLOCK);
@@ -140,6 +146,8 @@ export interface TreeChange {
   readonly changed: readonly string[];
   readonly removed: readonly string[];
   readonly unchanged: number;
+  /** Written, but the previous tree (or part of it) could not be removed: why. */
+  readonly leftover?: string;
 }
 
 /** Files grouped by their first path component, the lab directory; paths relative to it. */
@@ -277,36 +285,54 @@ function readManifestPaths(dir: string): string[] {
     .filter(isSafeRelative);
 }
 
-/** The file at `rel` below `dir` if it is a regular file reached without any symbolic link. */
-function readInside(
+/**
+ * Reads files below one directory only through real directories: a path with a symbolic link
+ * (or anything but a directory) among its parents reads as missing. `--check` prints what it
+ * reads, and a link in a committed tree (out/foo/pipeline-data -> /elsewhere) must not make
+ * it print files from outside. Each parent directory is looked at once.
+ */
+function insideReader(
   dir: string,
-  rel: string,
-): { contents: Buffer; mode: number } | undefined {
-  let at = dir;
-  const segments = rel.split("/");
-  for (const seg of segments.slice(0, -1)) {
-    at = path.join(at, seg);
-    try {
-      if (!fs.lstatSync(at).isDirectory()) return undefined;
-    } catch {
-      return undefined;
+): (rel: string) => { contents: Buffer; mode: number } | undefined {
+  const isRealDir = new Map<string, boolean>();
+  const parentsAreDirs = (rel: string): boolean => {
+    for (let i = rel.indexOf("/"); i >= 0; i = rel.indexOf("/", i + 1)) {
+      const parent = rel.slice(0, i);
+      let ok = isRealDir.get(parent);
+      if (ok === undefined) {
+        ok = isDirectory(path.join(dir, parent));
+        isRealDir.set(parent, ok);
+      }
+      if (!ok) return false;
     }
-  }
-  return readIfExists(path.join(dir, rel));
+    return true;
+  };
+  return (rel) =>
+    parentsAreDirs(rel) ? readIfExists(path.join(dir, rel)) : undefined;
 }
 
-/** Every regular file below dir, as POSIX paths relative to it. */
-function listFiles(dir: string, base = ""): string[] {
+type EntryKind = "file" | "link" | "empty directory" | "other";
+
+/**
+ * What lies below dir, as POSIX paths relative to it: files, links (never followed), empty
+ * directories, and anything else (a FIFO, a socket, a device) as "other".
+ */
+function listEntries(dir: string, base = ""): [string, EntryKind][] {
   let entries: fs.Dirent[];
   try {
     entries = fs.readdirSync(path.join(dir, base), { withFileTypes: true });
   } catch {
     return [];
   }
-  return entries.flatMap((e) => {
+  return entries.flatMap((e): [string, EntryKind][] => {
     const rel = base === "" ? e.name : `${base}/${e.name}`;
-    if (e.isDirectory()) return listFiles(dir, rel);
-    return e.isFile() || e.isSymbolicLink() ? [rel] : [];
+    if (e.isDirectory()) {
+      const below = listEntries(dir, rel);
+      return below.length > 0 ? below : [[rel, "empty directory"]];
+    }
+    if (e.isFile()) return [[rel, "file"]];
+    if (e.isSymbolicLink()) return [[rel, "link"]];
+    return [[rel, "other"]];
   });
 }
 
@@ -340,8 +366,9 @@ function compareLab(
   const changed: string[] = [];
   const patches: string[] = [];
   let unchanged = 0;
+  const readInside = insideReader(dir);
   for (const f of files) {
-    const onDisk = readIfExists(path.join(dir, f.path));
+    const onDisk = readInside(f.path);
     const rel = `${lab}/${f.path}`;
     if (!onDisk) {
       added.push(rel);
@@ -378,7 +405,7 @@ function compareLab(
   const removed: string[] = [];
   for (const p of readManifestPaths(dir)) {
     if (generated.has(p)) continue;
-    const onDisk = readInside(dir, p);
+    const onDisk = readInside(p);
     if (!onDisk) continue;
     const rel = `${lab}/${p}`;
     removed.push(rel);
@@ -518,7 +545,85 @@ function describeFsError(e: unknown, target: string): OutputError {
     code || String(e),
     "check the output directory",
   ];
-  return new OutputError(`cannot write ${target}: ${reason}`, hint);
+  // Node names the path the call failed on; that is the one the user must look at.
+  const { path: failed, syscall } = e as NodeJS.ErrnoException;
+  const verb =
+    syscall === "unlink" || syscall === "rmdir"
+      ? "cannot remove"
+      : syscall === "rename"
+        ? "cannot move"
+        : "cannot write";
+  return new OutputError(
+    `${verb} ${failed ?? target}: ${reason}`,
+    verb === "cannot remove" && (code === "EACCES" || code === "EPERM")
+      ? "make its directory writable (chmod u+w), or remove it by hand"
+      : hint,
+  );
+}
+
+/** A lock file in the output directory: two runs writing one tree would remove each other's work. */
+const LOCK_NAME = ".gen-lab.lock";
+
+function processAlive(pid: number): boolean {
+  if (!Number.isInteger(pid) || pid <= 0) return false;
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code === "EPERM";
+  }
+}
+
+/**
+ * Take the output directory's lock, or throw OutputError if a live gen-lab holds it. A lock
+ * left by a killed run (its process is gone) is taken over: moved aside under a name of our
+ * own first, so that two runs finding it at once cannot both take it. Returns the release.
+ */
+function lockOutput(outDir: string): () => void {
+  const lock = path.join(outDir, LOCK_NAME);
+  const mine = `${process.pid}\n`;
+  for (let attempt = 0; attempt < 3; attempt++) {
+    try {
+      fs.writeFileSync(lock, mine, { flag: "wx" });
+      return () => {
+        try {
+          if (fs.readFileSync(lock, "utf8") === mine) fs.unlinkSync(lock);
+        } catch {
+          // Gone already: nothing to release.
+        }
+      };
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== "EEXIST") throw e;
+    }
+    let holder = "";
+    try {
+      holder = fs.readFileSync(lock, "utf8");
+    } catch {
+      continue; // released meanwhile
+    }
+    const pid = Number(holder.trim());
+    if (processAlive(pid))
+      throw new OutputError(
+        `another gen-lab (process ${pid}) is writing ${outDir}`,
+        `wait for it to finish; if no gen-lab runs, remove ${lock}`,
+      );
+    const aside = `${lock}.${process.pid}`;
+    try {
+      fs.renameSync(lock, aside);
+      if (fs.readFileSync(aside, "utf8") !== holder) {
+        // Another run took the stale lock over first: give its lock back.
+        fs.renameSync(aside, lock);
+        continue;
+      }
+      fs.unlinkSync(aside);
+    } catch {
+      // Someone else moved it first; try again.
+    }
+  }
+  throw new OutputError(
+    `cannot take the lock ${lock}`,
+    "another gen-lab may be starting; run again",
+  );
 }
 
 /**
@@ -580,6 +685,8 @@ function buildStaging(
     for (let i = f.path.indexOf("/"); i >= 0; i = f.path.indexOf("/", i + 1))
       dirs.add(f.path.slice(0, i));
   }
+  const carried = carriedOver(dir, lab, labFiles, dirs);
+
   fs.mkdirSync(staging);
   for (const d of [...dirs].sort()) fs.mkdirSync(path.join(staging, d));
   for (const f of labFiles) {
@@ -588,12 +695,12 @@ function buildStaging(
     // The contract fixes modes exactly; only a umask that narrows this one needs a chmod.
     if ((f.mode & ~umask) !== f.mode) fs.chmodSync(target, f.mode);
   }
-
-  const listed = new Set(readManifestPaths(dir));
-  const generated = new Set(labFiles.map((f) => f.path));
-  for (const rel of listFiles(dir)) {
-    if (listed.has(rel) || generated.has(rel)) continue;
+  for (const [rel, kind] of carried) {
     const target = path.join(staging, rel);
+    if (kind === "empty directory") {
+      fs.mkdirSync(target, { recursive: true });
+      continue;
+    }
     fs.mkdirSync(path.dirname(target), { recursive: true });
     fs.cpSync(path.join(dir, rel), target, {
       preserveTimestamps: true,
@@ -601,6 +708,44 @@ function buildStaging(
     });
   }
   return { lab, dir, staging };
+}
+
+/**
+ * What of the old tree gen-lab did not write (its manifest does not list it) and carries over
+ * into the new one: files, links and empty directories. Refuses (OutputError) what it cannot
+ * carry: a FIFO, socket or device, and anything in the way of a generated file or directory.
+ */
+function carriedOver(
+  dir: string,
+  lab: string,
+  labFiles: readonly GeneratedFile[],
+  generatedDirs: ReadonlySet<string>,
+): [string, EntryKind][] {
+  const listed = new Set(readManifestPaths(dir));
+  const generated = new Set(labFiles.map((f) => f.path));
+  const carried: [string, EntryKind][] = [];
+  for (const [rel, kind] of listEntries(dir)) {
+    if (listed.has(rel) || generated.has(rel)) continue;
+    if (generatedDirs.has(rel) && kind === "empty directory") continue;
+    const where = path.join(dir, rel);
+    if (kind === "other")
+      throw new OutputError(
+        `${where} is a FIFO, socket or device, which gen-lab cannot carry into the new tree`,
+        "move it out of the lab directory",
+      );
+    let clash: string | undefined = generatedDirs.has(rel) ? rel : undefined;
+    for (let i = rel.indexOf("/"); clash === undefined && i >= 0;) {
+      if (generated.has(rel.slice(0, i))) clash = rel.slice(0, i);
+      i = rel.indexOf("/", i + 1);
+    }
+    if (clash !== undefined)
+      throw new OutputError(
+        `${where} (a ${kind} gen-lab did not write) is in the way of the generated ${generated.has(clash) ? "file" : "directory"} ${lab}/${clash}`,
+        "move it out of the lab directory",
+      );
+    carried.push([rel, kind]);
+  }
+  return carried;
 }
 
 /**
@@ -614,11 +759,38 @@ function writeGroups(
   labNames: readonly string[],
 ): TreeChange[] {
   checkOutputDirectory(outDir, labNames);
+  try {
+    fs.mkdirSync(outDir, { recursive: true });
+  } catch (e) {
+    throw describeFsError(e, outDir);
+  }
+  let release: () => void;
+  try {
+    release = lockOutput(outDir);
+  } catch (e) {
+    if (e instanceof OutputError) throw e;
+    throw describeFsError(e, path.join(outDir, LOCK_NAME));
+  }
+  try {
+    const { changes, staged } = buildAll(outDir, groups);
+    const leftovers = swapAll(outDir, staged);
+    return changes.map((c) =>
+      leftovers.has(c.lab) ? { ...c, leftover: leftovers.get(c.lab) } : c,
+    );
+  } finally {
+    release();
+  }
+}
+
+/** Phase one: each changed lab's new tree, built beside it. On any error, none is left. */
+function buildAll(
+  outDir: string,
+  groups: Iterable<[string, readonly GeneratedFile[]]>,
+): { changes: TreeChange[]; staged: Staged[] } {
   const changes: TreeChange[] = [];
   const staged: Staged[] = [];
   let at = outDir;
   try {
-    fs.mkdirSync(outDir, { recursive: true });
     const umask = currentUmask();
     for (const [lab, labFiles] of groups) {
       at = path.join(outDir, lab);
@@ -652,18 +824,57 @@ function writeGroups(
     if ((e as NodeJS.ErrnoException).code) throw describeFsError(e, at);
     throw e;
   }
+  return { changes, staged };
+}
 
-  const setAside: string[] = [];
-  for (const { lab, dir, staging } of staged) {
-    if (fs.existsSync(dir)) {
-      const old = path.join(outDir, oldName(lab));
-      fs.renameSync(dir, old);
-      setAside.push(old);
+/**
+ * Phase two: swap every new tree in, two renames each. If a rename fails (an immutable
+ * directory, say), the labs already swapped are swapped back and no lab changes. The old
+ * trees go last; one that cannot be removed (a directory the user made read-only) is no
+ * failure of the write: it is returned, per lab, to be reported.
+ */
+function swapAll(
+  outDir: string,
+  staged: readonly Staged[],
+): Map<string, string> {
+  const swapped: (Staged & { old: string | undefined })[] = [];
+  try {
+    for (const s of staged) {
+      let old: string | undefined;
+      if (fs.existsSync(s.dir)) {
+        old = path.join(outDir, oldName(s.lab));
+        fs.renameSync(s.dir, old);
+      }
+      try {
+        fs.renameSync(s.staging, s.dir);
+      } catch (e) {
+        if (old) fs.renameSync(old, s.dir);
+        throw e;
+      }
+      swapped.push({ ...s, old });
     }
-    fs.renameSync(staging, dir);
+  } catch (e) {
+    for (const s of swapped.reverse()) {
+      try {
+        fs.renameSync(s.dir, s.staging);
+        if (s.old) fs.renameSync(s.old, s.dir);
+      } catch {
+        // Left for recoverInterrupted: the old tree is set aside, the next run restores it.
+      }
+    }
+    for (const s of staged) removeTreeQuietly(s.staging);
+    throw describeFsError(e, outDir);
   }
-  for (const old of setAside) removeTree(old);
-  return changes;
+  const leftovers = new Map<string, string>();
+  for (const { lab, old } of swapped) {
+    if (!old) continue;
+    try {
+      removeTree(old);
+    } catch (e) {
+      leftovers.set(lab, describeFsError(e, old).message);
+    }
+  }
+  return leftovers;
 }
 
 /**

@@ -66,6 +66,9 @@ const CORE_1_2 = FAILSAFE_SCHEMA.extend({
  */
 const OUTSIDE_SUBSET: readonly RegExp[] = [
   /!/, // a tag: js-yaml rejects unknown tags, `yaml` only warns
+  // An escape: js-yaml accepts `\U` beyond U+10FFFF and folds an escaped line break before
+  // an empty line differently. Lab values have no use for backslashes.
+  /\\/,
   /^%/m, // a directive: `%YAML 1.1` would change the schema
   // Document markers other than a bare `---` line: `yaml` rejects a collection on that line,
   // and reads `---#` or an indented `---` as content where js-yaml sees a marker.

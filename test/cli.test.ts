@@ -6,8 +6,9 @@ import * as fs from "node:fs";
 import * as path from "node:path";
 import { test } from "uvu";
 import * as assert from "uvu/assert";
-import { spawnSync } from "node:child_process";
-import { ROOT, readTree, runCli, tempDir } from "./helpers.js";
+import { spawn, spawnSync } from "node:child_process";
+import { once } from "node:events";
+import { otherLab, ROOT, readTree, runCli, tempDir } from "./helpers.js";
 
 const FOO = path.join(ROOT, "labs", "foo.yaml");
 
@@ -368,6 +369,167 @@ test("lab files that are not regular files, or that lie in a directory the run r
     // The same file twice is one lab, not a clash with itself.
     const twice = runCli([FOO, FOO, "-o", path.join(dir, "twice"), "-q"]);
     assert.is(twice.status, 0, twice.stderr);
+  } finally {
+    cleanup();
+  }
+});
+
+test("one writer at a time: a live run's lock refuses, a killed run's lock is taken over", async () => {
+  const { dir, cleanup } = tempDir();
+  const sleeper = spawn("sleep", ["60"], { stdio: "ignore" });
+  try {
+    const out = path.join(dir, "out");
+    fs.mkdirSync(out);
+    const lock = path.join(out, ".gen-lab.lock");
+    fs.writeFileSync(lock, `${sleeper.pid}\n`);
+    assertRefused(
+      runCli([FOO, "-o", out]),
+      new RegExp(`another gen-lab \\(process ${sleeper.pid}\\) is writing`),
+    );
+    assert.equal(fs.readdirSync(out), [".gen-lab.lock"]);
+    const exited = once(sleeper, "exit");
+    sleeper.kill("SIGKILL");
+    await exited; // reaped: no longer a process
+    const r = runCli([FOO, "-o", out, "-q"]);
+    assert.is(r.status, 0, r.stderr);
+    assert.equal(fs.readdirSync(out), ["foo"], "the stale lock is gone");
+  } finally {
+    sleeper.kill("SIGKILL");
+    cleanup();
+  }
+});
+
+test("--check never reads through a symbolic link inside the lab directory", () => {
+  const { dir, cleanup } = tempDir();
+  try {
+    const elsewhere = path.join(dir, "elsewhere");
+    fs.mkdirSync(elsewhere);
+    fs.writeFileSync(path.join(elsewhere, "foo.yaml"), "SECRET=hunter2\n");
+    const out = path.join(dir, "out");
+    assert.is(runCli([FOO, "-o", out, "-q"]).status, 0);
+    fs.rmSync(path.join(out, "foo", "pipeline-data"), { recursive: true });
+    fs.symlinkSync(elsewhere, path.join(out, "foo", "pipeline-data"));
+    const r = runCli([FOO, "-o", out, "--check"]);
+    assert.is(r.status, 1);
+    assert.not.match(r.stdout + r.stderr, /hunter2/);
+    // Writing refuses to replace the link the user put there, and leaves it alone.
+    assertRefused(
+      runCli([FOO, "-o", out]),
+      /pipeline-data \(a link gen-lab did not write\) is in the way of the generated directory foo\/pipeline-data/,
+    );
+    assert.ok(
+      fs.lstatSync(path.join(out, "foo", "pipeline-data")).isSymbolicLink(),
+    );
+  } finally {
+    cleanup();
+  }
+});
+
+test("what the user put into a lab directory: carried over, or refused when it cannot be", () => {
+  const { dir, cleanup } = tempDir();
+  try {
+    const out = path.join(dir, "out");
+    assert.is(runCli([FOO, "-o", out, "-q"]).status, 0);
+    const foo = path.join(out, "foo");
+    fs.mkdirSync(path.join(foo, "notes"));
+    fs.writeFileSync(path.join(foo, "terraform", "local.tf"), "# mine\n");
+    fs.appendFileSync(path.join(foo, "README.md"), "edited\n");
+    const r = runCli([FOO, "-o", out, "-q"]);
+    assert.is(r.status, 0, r.stderr);
+    assert.ok(
+      fs.statSync(path.join(foo, "notes")).isDirectory(),
+      "empty directory kept",
+    );
+    assert.is(
+      fs.readFileSync(path.join(foo, "terraform", "local.tf"), "utf8"),
+      "# mine\n",
+    );
+
+    spawnSync("mkfifo", [path.join(foo, "fifo")]);
+    fs.appendFileSync(path.join(foo, "README.md"), "edited\n");
+    assertRefused(
+      runCli([FOO, "-o", out]),
+      /foo\/fifo is a FIFO, socket or device/,
+    );
+    assert.ok(fs.existsSync(path.join(foo, "fifo")));
+    fs.rmSync(path.join(foo, "fifo"));
+
+    fs.rmSync(path.join(foo, "kubernetes"), { recursive: true });
+    fs.writeFileSync(path.join(foo, "kubernetes"), "mine\n");
+    assertRefused(
+      runCli([FOO, "-o", out]),
+      /foo\/kubernetes \(a file gen-lab did not write\) is in the way of the generated directory/,
+    );
+  } finally {
+    cleanup();
+  }
+});
+
+test("immutable files: a failed swap is undone for every lab; an old tree that stays is a warning", (context) => {
+  const { dir, cleanup } = tempDir();
+  const immutable: string[] = [];
+  try {
+    const out = path.join(dir, "out");
+    const bar = path.join(dir, "bar.yaml");
+    fs.writeFileSync(bar, otherLab());
+    assert.is(runCli([FOO, bar, "-o", out, "-q"]).status, 0);
+    const before = readTree(out);
+    // chattr needs root and a file system that supports it; without them there is nothing to test.
+    if (spawnSync("chattr", ["+i", path.join(out, "foo")]).status !== 0) return;
+    immutable.push(path.join(out, "foo"));
+    const changed = path.join(dir, "foo.yaml");
+    fs.writeFileSync(
+      changed,
+      fs.readFileSync(FOO, "utf8").replace("t3.medium", "t3.large"),
+    );
+    fs.writeFileSync(bar, otherLab().replace("t3.medium", "t3.large"));
+    // bar sorts first: it is swapped in, then foo's swap fails and bar's is undone.
+    assertRefused(
+      runCli([bar, changed, "-o", out]),
+      /cannot move .*foo: operation not permitted/,
+    );
+    assert.equal(readTree(out), before, "no lab changed");
+    assert.equal(fs.readdirSync(out).sort(), ["bar", "foo"]);
+    spawnSync("chattr", ["-i", path.join(out, "foo")]);
+    immutable.pop();
+
+    const kept = path.join(out, "foo", "kubernetes", "foo-trigger.yaml");
+    spawnSync("chattr", ["+i", kept]);
+    immutable.push(
+      path.join(out, ".foo.gen-lab-old", "kubernetes", "foo-trigger.yaml"),
+    );
+    const w = runCli([changed, "-o", out, "-q"]);
+    assert.is(w.status, 0, w.stderr);
+    assert.match(
+      w.stderr,
+      /warning: foo was written, but cannot remove .*\.foo\.gen-lab-old.*foo-trigger\.yaml/,
+    );
+    assert.match(
+      fs.readFileSync(
+        path.join(out, "foo", "terraform", "foo.tf.json"),
+        "utf8",
+      ),
+      /t3\.large/,
+    );
+  } finally {
+    for (const f of immutable) spawnSync("chattr", ["-i", f]);
+    cleanup();
+  }
+});
+
+test("-- ends the options; an empty lab path is named as such", () => {
+  const { dir, cleanup } = tempDir();
+  try {
+    const dashed = path.join(dir, "-foo.yaml");
+    fs.copyFileSync(FOO, dashed);
+    const r = runCli(["-o", path.join(dir, "out"), "-q", "--", dashed], {
+      cwd: dir,
+    });
+    assert.is(r.status, 0, r.stderr);
+    assertRefused(
+      runCli(["", "-o", path.join(dir, "out2")]),
+      /^"":1:1: the lab file's path is empty/m,
+    );
   } finally {
     cleanup();
   }

@@ -131,6 +131,8 @@ test(`SIGKILL at random moments (${ITERATIONS} runs of ${LABS} labs): every lab 
     await runAndKill([...newLabs, "-o", out, "-q"], out, delay);
 
     const entries = new Set(fs.readdirSync(out));
+    // A killed run's lock: its process is gone, so the next run takes it over.
+    entries.delete(".gen-lab.lock");
     const betweenRenames: string[] = [];
     for (const n of names) {
       entries.delete(n);
@@ -171,7 +173,9 @@ test(`SIGKILL at random moments (${ITERATIONS} runs of ${LABS} labs): every lab 
         `run ${i}, lab ${n}: restored to the old tree`,
       );
     assert.equal(
-      fs.readdirSync(out).filter((e) => e.startsWith(".")),
+      fs
+        .readdirSync(out)
+        .filter((e) => e.startsWith(".") && e !== ".gen-lab.lock"),
       [],
       `run ${i}: recovery leaves no staging or set-aside directories`,
     );
@@ -179,6 +183,10 @@ test(`SIGKILL at random moments (${ITERATIONS} runs of ${LABS} labs): every lab 
     if (i % 7 === 6) {
       const r = runCli([...newLabs, "-o", out, "-q"]);
       assert.is(r.status, 0, r.stderr);
+      assert.not.ok(
+        fs.existsSync(path.join(out, ".gen-lab.lock")),
+        `run ${i}: a complete run releases the lock`,
+      );
       for (const n of names)
         assert.ok(
           sameTree(readTree(path.join(out, n)), newTrees.get(n)!),

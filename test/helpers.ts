@@ -77,3 +77,28 @@ export function have(program: string): boolean {
       .status === 0
   );
 }
+
+/** A second lab that is valid alone and may share the example's VPC. */
+export function otherLab(
+  changes: (t: string) => string = (t) => t,
+  base = fs.readFileSync(path.join(ROOT, "labs", "foo.yaml"), "utf8"),
+): string {
+  let t = base.replace(/^name: foo /m, "name: bar ");
+  t = t
+    .replace("cidrs: [10.20.0.0/16]", "cidrs: [10.30.0.0/16]")
+    .replace("10.20.0.53", "10.30.0.53")
+    .replace("10.20.5.0/24", "10.30.5.0/24");
+  t = t
+    .replace(/foo\.example\.com/g, "bar.example.com")
+    .replace(/\/etc\/gen-lab\/foo\/foo-/g, "/etc/gen-lab/bar/bar-");
+  t = t
+    .replace("172.31.200.0/28", "172.31.201.0/28")
+    .replace("172.31.200.16/28", "172.31.201.16/28")
+    .replace("172.31.208.0/22", "172.31.216.0/22")
+    .replace("172.31.212.0/22", "172.31.220.0/22");
+  t = t
+    .replace("address: 172.31.200.10", "address: 172.31.201.10")
+    .replace("address: 172.31.200.20", "address: 172.31.201.20");
+  t = t.replace(/10\.255\.0\./g, "10.254.0.");
+  return changes(t);
+}

@@ -102,6 +102,8 @@ test("the fast reader abstains where the readers differ", () => {
     "a: {[b] # c\n  : d}\n",
     "a:\nb: 1\n", // a value not given
     "a:\n#c\n  b\nd: x\n",
+    'a: "\\U80000066"\n', // escapes
+    'a: "x\\\n\n  - y"\n',
     "a:\n\n# c\n   b\nd: x\n",
     'a: "b"#c\n', // comment not separated
     "--- {a: 1}\n",
