@@ -84,7 +84,12 @@ export function buildLab(params = {}) {
     const runnerName = `${name}-r${k + 1}`;
     const dir = `/etc/gen-lab/${name}`;
     const vpn = {};
-    if (p.port !== undefined && p.vpn !== "ipsec") vpn.port = p.port + k;
+    // One server port serves one static-key peer: each further runner gets the next port.
+    if (
+      p.vpn !== "ipsec" &&
+      (p.port !== undefined || (p.vpn === "openvpn-static-key" && k > 0))
+    )
+      vpn.port = (p.port ?? 1194) + k;
     switch (p.vpn) {
       case "openvpn-static-key":
         vpn.static_key = `${dir}/${runnerName}.key`;

@@ -1,6 +1,7 @@
+import { LineCounter, Parser } from "yaml";
 import type { z } from "zod";
 import type { Diagnostic, Severity } from "./diagnostics.js";
-import { bucketName, resolveLab } from "./model.js";
+import { bucketName, DEFAULT_OPENVPN_PORT, resolveLab } from "./model.js";
 import { wireguardInterface } from "./render/nm-keyfiles.js";
 import {
   addressAt,
@@ -52,6 +53,22 @@ class Reporter {
   warn(path: YamlPath, message: string, hint: string): void {
     this.report("warning", path, message, hint);
   }
+  /** An error at a place in the text that is no node of the data (a comment): no YAML path. */
+  errorAt(
+    position: { line: number; col: number },
+    message: string,
+    hint: string,
+  ): void {
+    this.list.push({
+      severity: "error",
+      file: this.source.file,
+      line: position.line,
+      column: position.col,
+      path: "",
+      message,
+      hint,
+    });
+  }
   where(path: YamlPath): string {
     const { line, column } = this.source.locate(path);
     return `${this.source.file}:${line}:${column}`;
@@ -76,6 +93,7 @@ export function checkShape(source: LabSource): {
   const r = new Reporter(source);
   // Secrets are looked for first and whatever the shape: key material must never pass unnoticed.
   checkNoSecrets(r, source.data, []);
+  checkNoSecretsInText(r, source.text);
   const parsed = LabSchema.safeParse(source.data);
   if (!parsed.success)
     for (const issue of parsed.error.issues) reportIssue(r, issue);
@@ -279,10 +297,37 @@ function describe(v: unknown): string | undefined {
   return Array.isArray(v) ? "a list" : "a mapping";
 }
 
-/** Docker's default bridge and link-local: present on every runner and worker, so an overlap breaks routing. */
-const FORBIDDEN: readonly { net: Net; why: string }[] = [
+/** What no route can send into a tunnel: the kernel keeps these ranges for itself. */
+const NOT_ROUTABLE_HINT =
+  "the kernel never routes these addresses to an interface: choose another range (the lab must renumber, or leave this range out)";
+/**
+ * Docker's default bridge and link-local: present on every runner and worker, so an overlap
+ * breaks routing. And the ranges no host routes at all (RFC 6890): "this network", loopback,
+ * multicast and the reserved class E with the limited broadcast address.
+ */
+const FORBIDDEN: readonly { net: Net; why: string; hint?: string }[] = [
+  {
+    net: parseNet("0.0.0.0/8"),
+    why: '"this network" (RFC 1122), no destination address',
+    hint: NOT_ROUTABLE_HINT,
+  },
+  {
+    net: parseNet("127.0.0.0/8"),
+    why: "loopback, the host itself",
+    hint: NOT_ROUTABLE_HINT,
+  },
   { net: parseNet("172.17.0.0/16"), why: "Docker's default bridge (docker0)" },
   { net: parseNet("169.254.0.0/16"), why: "link-local (AWS metadata and DNS)" },
+  {
+    net: parseNet("224.0.0.0/4"),
+    why: "multicast",
+    hint: NOT_ROUTABLE_HINT,
+  },
+  {
+    net: parseNet("240.0.0.0/4"),
+    why: "reserved (class E and the broadcast address 255.255.255.255)",
+    hint: NOT_ROUTABLE_HINT,
+  },
 ];
 /** Docker's other default address pools: an overlap only bites once such a network is created. */
 const DOCKER_POOLS: readonly Net[] = [
@@ -320,6 +365,7 @@ export function checkLab(source: LabSource, lab: LabInput): Diagnostic[] {
   };
 
   const vpc = cidr(["aws", "vpc_cidr"], lab.aws.vpc_cidr, "the VPC");
+  if (vpc) checkAwsPrefix(r, ["aws", "vpc_cidr"], vpc, "VPC");
   const intranet: { path: YamlPath; net: Net }[] = [];
   lab.intranet.cidrs.forEach((c, i) => {
     const net = cidr(["intranet", "cidrs", i], c, "an intranet CIDR");
@@ -342,6 +388,7 @@ export function checkLab(source: LabSource, lab: LabInput): Diagnostic[] {
       const path = ["aws", "zones", zone, key];
       const net = cidr(path, z[key], "a subnet");
       if (!net) continue;
+      checkAwsPrefix(r, path, net, "subnet");
       if (vpc && !contains(vpc, net)) {
         r.error(
           path,
@@ -468,6 +515,26 @@ export function checkLab(source: LabSource, lab: LabInput): Diagnostic[] {
   return r.list;
 }
 
+/** AWS's limits on the prefix of a VPC's and a subnet's IPv4 CIDR block (both /16 to /28). */
+const AWS_PREFIX = { min: 16, max: 28 } as const;
+
+function checkAwsPrefix(
+  r: Reporter,
+  path: YamlPath,
+  net: Net,
+  what: "VPC" | "subnet",
+): void {
+  if (net.prefix >= AWS_PREFIX.min && net.prefix <= AWS_PREFIX.max) return;
+  const range = `/${AWS_PREFIX.min} to /${AWS_PREFIX.max}`;
+  r.error(
+    path,
+    `${net.text} is ${net.prefix < AWS_PREFIX.min ? "larger" : "smaller"} than AWS allows: a ${what}'s CIDR block is ${range}`,
+    what === "VPC"
+      ? `aws.vpc_cidr is the VPC's CIDR block as AWS has it (${range}): copy it from the VPC`
+      : `pick a ${range} network inside the VPC (a runner subnet needs at least a /28, workers more)`,
+  );
+}
+
 /** `.14` for `10.0.0.14`: the short form people use for an address within a small subnet. */
 function lastOctet(address: string): string {
   return `.${address.split(".")[3]}`;
@@ -485,7 +552,8 @@ function checkReservedRanges(
       r.error(
         path,
         `${what} ${shown} overlaps ${f.net.text}, ${f.why}`,
-        "traffic to it would never reach the tunnel: choose another range (the lab must renumber, or leave this range out)",
+        f.hint ??
+          "traffic to it would never reach the tunnel: choose another range (the lab must renumber, or leave this range out)",
       );
     }
   }
@@ -553,11 +621,12 @@ function checkTunnels(
     case "wireguard":
       kind = "wireguard";
       required = ["private_key_file", "address"];
+      // Optional (lab-format.md), but nothing else gives the tunnel a DNS server.
       if ((lab.intranet.nameservers ?? []).length === 0) {
-        r.error(
+        r.warn(
           ["intranet"],
-          "intranet.nameservers is required for wireguard",
-          "WireGuard carries no configuration from the lab, so no nameserver is pushed: list the lab's DNS servers in intranet.nameservers",
+          "no intranet.nameservers for wireguard: nothing pushes DNS over WireGuard, so the intranet's names will not resolve through the tunnel",
+          "list the lab's DNS servers in intranet.nameservers",
         );
       }
       break;
@@ -656,6 +725,7 @@ function checkTunnels(
       });
     }
   });
+  if (kind === "openvpn static-key") checkStaticKeyPorts(r, lab);
   pairwise(tunnelAddresses, (a, b) => {
     if (overlaps(a.net, b.net)) {
       r.error(
@@ -693,6 +763,34 @@ function checkTunnels(
       t.route ? "tunnel network" : "tunnel address",
     );
   }
+}
+
+/**
+ * A static-key OpenVPN server is point to point: one process, one port, one peer. Runners of a
+ * lab all dial vpn.remote, so two of them on one port would take turns at the same server.
+ */
+function checkStaticKeyPorts(r: Reporter, lab: LabInput): void {
+  const portOf = (i: number) =>
+    lab.runners[i]!.vpn.port ?? DEFAULT_OPENVPN_PORT;
+  const used = new Set(lab.runners.map((_, i) => portOf(i)));
+  const firstOnPort = new Map<number, number>();
+  lab.runners.forEach((runner, i) => {
+    const port = portOf(i);
+    const first = firstOnPort.get(port);
+    if (first === undefined) {
+      firstOnPort.set(port, i);
+      return;
+    }
+    let free = DEFAULT_OPENVPN_PORT;
+    while (used.has(free)) free++;
+    used.add(free);
+    const defaulted = runner.vpn.port === undefined;
+    r.error(
+      defaulted ? ["runners", i, "vpn"] : ["runners", i, "vpn", "port"],
+      `port ${port}${defaulted ? " (the default, as vpn.port is not set)" : ""} on ${lab.vpn.remote} is also the port of runner ${lab.runners[first]!.name} (runners[${first}]): a static-key server port serves one peer`,
+      `give each runner the port of its own OpenVPN server on ${lab.vpn.remote}, e.g. port: ${free}`,
+    );
+  });
 }
 
 /** The shortest prefix a runner's WireGuard address may have (see checkTunnels). */
@@ -771,6 +869,53 @@ function checkNoSecrets(
         );
       checkNoSecrets(r, v, [...path, k]);
     }
+  }
+}
+
+/** CST tokens whose text becomes data: checkNoSecrets looks at their values, escapes resolved. */
+const VALUE_TOKENS: ReadonlySet<string> = new Set([
+  "scalar",
+  "single-quoted-scalar",
+  "double-quoted-scalar",
+  "block-scalar",
+  "alias",
+]);
+
+/**
+ * Key material in the text outside any value: a PEM block kept "for reference" in a comment is
+ * as much a leak as one in a value. Each hit is reported at its own line.
+ */
+function checkNoSecretsInText(r: Reporter, text: string): void {
+  // The common case costs one scan of the text; only a hit pays for the syntax tokens.
+  if (!PEM_RE.test(text)) return;
+  const lines = new LineCounter();
+  const stack: unknown[] = [...new Parser(lines.addNewLine).parse(text)];
+  while (stack.length > 0) {
+    const token = stack.pop();
+    if (token === null || typeof token !== "object") continue;
+    if (Array.isArray(token)) {
+      stack.push(...(token as unknown[]));
+      continue;
+    }
+    const { type, offset, source } = token as {
+      type?: unknown;
+      offset?: unknown;
+      source?: unknown;
+    };
+    const hit =
+      typeof type === "string" &&
+      !VALUE_TOKENS.has(type) &&
+      typeof source === "string"
+        ? PEM_RE.exec(source)
+        : null;
+    if (hit && typeof offset === "number")
+      r.errorAt(
+        lines.linePos(offset + hit.index),
+        `${type === "comment" ? "a comment" : "the YAML text"} contains key or certificate material (${hit[0]})`,
+        "remove it: no key material belongs in a lab file, not even in a comment; the lab names key files on the runner instead",
+      );
+    // Scalars too: comments after a value, or in a block scalar's header, hang below them.
+    stack.push(...Object.values(token as object));
   }
 }
 
@@ -878,8 +1023,8 @@ function checkBucketsAndPipeline(r: Reporter, lab: LabInput): void {
   if (schedule)
     r.error(
       ["pipeline", "schedule"],
-      `${JSON.stringify(lab.pipeline.schedule)}: ${schedule}`,
-      'write five cron fields (minute hour day-of-month month day-of-week), e.g. "0 */4 * * *"',
+      `${JSON.stringify(lab.pipeline.schedule)} ${schedule.message}`,
+      schedule.hint,
     );
 
   const triggers = new Map<string, number>();

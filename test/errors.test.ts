@@ -8,8 +8,14 @@ import * as fs from "node:fs";
 import * as path from "node:path";
 import { test } from "uvu";
 import * as assert from "uvu/assert";
-import { checkLabs, formatDiagnostic, type Diagnostic } from "../src/index.js";
-import { ROOT, runCli, tempDir } from "./helpers.js";
+import {
+  checkLabs,
+  formatDiagnostic,
+  generate,
+  MANIFEST_NAME,
+  type Diagnostic,
+} from "../src/index.js";
+import { otherLab, ROOT, runCli, tempDir } from "./helpers.js";
 
 const FOO = fs.readFileSync(path.join(ROOT, "labs", "foo.yaml"), "utf8");
 const FILE = "labs/foo.yaml";
@@ -541,6 +547,110 @@ const cases: Case[] = [
     at: /address: 10\.255\.0\.2\/0/,
     message: /would route 0\.0\.0\.0\/0 into the tunnel.*10\.255\.0\.2\/32/,
   },
+  {
+    rule: "day of week 7, which Kubernetes refuses (robfig/cron: 0-6)",
+    text: edit(FOO, 'schedule: "0 */4 * * *"', 'schedule: "0 0 * * 5-7"'),
+    path: "pipeline.schedule",
+    at: /schedule: "0 0 \* \* 5-7"/,
+    message: /day-of-week field "5-7": 7 is not between 0 and 6.*Sunday is 0/,
+  },
+  {
+    rule: "an invisible character between schedule fields",
+    text: edit(FOO, 'schedule: "0 */4 * * *"', 'schedule: "0\uFEFF*/4 * * *"'),
+    path: "pipeline.schedule",
+    at: /schedule: "0\uFEFF/,
+    message: /contains U\+FEFF \(a byte order mark\)/,
+  },
+  {
+    rule: "whitespace around a schedule, which Kubernetes does not trim",
+    text: edit(FOO, 'schedule: "0 */4 * * *"', 'schedule: " @hourly"'),
+    path: "pipeline.schedule",
+    at: /schedule: " @hourly"/,
+    message: /starts or ends with whitespace/,
+  },
+  {
+    rule: "WireGuard without nameservers warns",
+    text: edit(WG_FOO, /^  nameservers: .*\n/m, ""),
+    path: "intranet",
+    at: /^intranet:/,
+    message:
+      /no intranet\.nameservers for wireguard.*will not resolve through the tunnel; list the lab's DNS servers/,
+    severity: "warning",
+  },
+  {
+    rule: "key material in a comment",
+    text: edit(
+      FOO,
+      "      # ipsec: psk_file: /path\n",
+      "      # ipsec: psk_file: /path\n# old key:\n# -----BEGIN OpenVPN Static key V1-----\n# 6acef03f62675b4b1bbd03e53b187727\n# -----END OpenVPN Static key V1-----\n",
+    ),
+    path: "",
+    at: /^# -----BEGIN OpenVPN/,
+    message: /a comment contains key or certificate material/,
+  },
+  {
+    rule: "VPC CIDR larger than AWS allows",
+    text: edit(FOO, "vpc_cidr: 172.31.0.0/16 ", "vpc_cidr: 172.30.0.0/15 "),
+    path: "aws.vpc_cidr",
+    at: /vpc_cidr: 172\.30\.0\.0\/15/,
+    message: /larger than AWS allows: a VPC's CIDR block is \/16 to \/28/,
+  },
+  {
+    rule: "subnet smaller than AWS allows",
+    text: edit(
+      FOO,
+      "worker_subnet: 172.31.208.0/22",
+      "worker_subnet: 172.31.208.0/31",
+    ),
+    path: "aws.zones.us-east-1a.worker_subnet",
+    at: /worker_subnet: 172\.31\.208\.0\/31/,
+    message: /smaller than AWS allows: a subnet's CIDR block is \/16 to \/28/,
+  },
+  {
+    rule: "intranet on loopback",
+    text: edit(
+      FOO,
+      "cidrs: [10.20.0.0/16]",
+      "cidrs: [10.20.0.0/16, 127.0.0.0/8]",
+    ),
+    path: "intranet.cidrs[1]",
+    at: /cidrs: \[10/,
+    message: /intranet CIDR 127\.0\.0\.0\/8 overlaps 127\.0\.0\.0\/8, loopback/,
+  },
+  {
+    rule: "tunnel address in 0.0.0.0/8",
+    text: edit(FOO, "local_ip: 10.255.0.2 ", "local_ip: 0.0.0.0 "),
+    path: "runners[0].vpn.local_ip",
+    at: /local_ip: 0\.0\.0\.0/,
+    message: /tunnel address 0\.0\.0\.0 overlaps 0\.0\.0\.0\/8/,
+  },
+  {
+    rule: "multicast WireGuard address",
+    text: edit(
+      WG_FOO,
+      /^      address: 10\.255\.0\.2\/32$/m,
+      "      address: 239.255.0.2/32",
+    ),
+    path: "runners[0].vpn.address",
+    at: /address: 239\.255\.0\.2/,
+    message:
+      /tunnel address 239\.255\.0\.2 overlaps 224\.0\.0\.0\/4, multicast/,
+  },
+  {
+    rule: "two static-key runners on one server port",
+    text: edit(FOO, "vpn: { port: 1195, ", "vpn: { port: 1194, "),
+    path: "runners[1].vpn.port",
+    at: /vpn: \{ port: 1194, static_key/,
+    message:
+      /port 1194 on vpn\.foo\.example\.com is also the port of runner foo-1 \(runners\[0\]\).*e\.g\. port: 1195/,
+  },
+  {
+    rule: "two static-key runners on the default port",
+    text: edit(FOO, "vpn: { port: 1195, ", "vpn: { "),
+    path: "runners[1].vpn",
+    at: /vpn: \{ static_key: \/etc\/gen-lab\/foo\/foo-2/,
+    message: /port 1194 \(the default, as vpn\.port is not set\).*runner foo-1/,
+  },
   // YAML the format has no use for, found in the syntax tree (no YAML path: it is not data).
   {
     rule: "a YAML tag",
@@ -602,6 +712,64 @@ test("the WireGuard variant of the example lab is valid", () => {
   );
 });
 
+test("schedules Kubernetes accepts are valid (robfig/cron v3 ParseStandard)", () => {
+  for (const schedule of [
+    "0 0 * * 0-6",
+    "0 0 * * SUN,sat",
+    "0 0 ? JAN-dec *",
+    "*/15\t2-20/2 1,15 * mon-fri",
+    "@midnight",
+    "@every 6h",
+    "@every 1h30m",
+  ]) {
+    const text = edit(
+      FOO,
+      'schedule: "0 */4 * * *"',
+      `schedule: ${JSON.stringify(schedule)}`,
+    );
+    const result = checkLabs([{ file: FILE, text }]);
+    assert.equal(
+      result.diagnostics.map((d) => formatDiagnostic(d)),
+      [],
+      schedule,
+    );
+  }
+});
+
+test("a WireGuard lab without nameservers generates, with no DNS server on the tunnel", () => {
+  const bare = checkLabs([
+    { file: FILE, text: edit(WG_FOO, /^  nameservers: .*\n/m, "") },
+  ]);
+  const full = checkLabs([{ file: FILE, text: WG_FOO }]);
+  assert.ok(bare.labs && full.labs);
+  const without = new Map(generate(bare.labs).map((f) => [f.path, f]));
+  const withDns = generate(full.labs);
+  assert.equal(
+    [...without.keys()],
+    withDns.map((f) => f.path),
+  );
+  let keyfiles = 0;
+  for (const f of withDns) {
+    const g = without.get(f.path)!;
+    // The manifest holds every file's checksum, so it differs with the keyfiles.
+    if (f.path.endsWith(MANIFEST_NAME)) continue;
+    if (!f.path.endsWith("/foo-vpn.nmconnection")) {
+      assert.is(g.contents, f.contents, `${f.path} does not depend on DNS`);
+      continue;
+    }
+    keyfiles++;
+    // As for openvpn tls and ipsec: no dns= and no ignore-auto-dns=, the routing domains stay.
+    assert.is(
+      g.contents,
+      f.contents.replace(/^(dns|ignore-auto-dns)=.*\n/gm, ""),
+      f.path,
+    );
+    assert.match(f.contents, /^dns=10\.20\.0\.53;$/m);
+    assert.match(g.contents, /^dns-search=~foo\.example\.com;$/m);
+  }
+  assert.is(keyfiles, 2, "one tunnel keyfile per runner");
+});
+
 function find(list: readonly Diagnostic[], c: Case): Diagnostic | undefined {
   return list.find(
     (d) =>
@@ -645,28 +813,6 @@ test("every problem is reported at once", () => {
   for (const p of ["runners[0].address", "egress[1].to", "pipeline.schedule"])
     assert.ok(paths.includes(p), `${p} in ${paths.join(", ")}`);
 });
-
-/** A second lab that is valid alone and may share the example's VPC. */
-function otherLab(changes: (t: string) => string, base = FOO): string {
-  let t = base.replace(/^name: foo /m, "name: bar ");
-  t = t
-    .replace("cidrs: [10.20.0.0/16]", "cidrs: [10.30.0.0/16]")
-    .replace("10.20.0.53", "10.30.0.53")
-    .replace("10.20.5.0/24", "10.30.5.0/24");
-  t = t
-    .replace(/foo\.example\.com/g, "bar.example.com")
-    .replace(/\/etc\/gen-lab\/foo\/foo-/g, "/etc/gen-lab/bar/bar-");
-  t = t
-    .replace("172.31.200.0/28", "172.31.201.0/28")
-    .replace("172.31.200.16/28", "172.31.201.16/28")
-    .replace("172.31.208.0/22", "172.31.216.0/22")
-    .replace("172.31.212.0/22", "172.31.220.0/22");
-  t = t
-    .replace("address: 172.31.200.10", "address: 172.31.201.10")
-    .replace("address: 172.31.200.20", "address: 172.31.201.20");
-  t = t.replace(/10\.255\.0\./g, "10.254.0.");
-  return changes(t);
-}
 
 const crossCases: {
   rule: string;
