@@ -174,6 +174,14 @@ async function generateFromArgs(args: Args, io: Io): Promise<number> {
   if (typeof args.out !== "string" || args.out === "")
     return usageError(io, "-o/--out needs the output directory (it is empty)");
   try {
+    process.cwd(); // relative paths resolve against it
+  } catch {
+    return usageError(
+      io,
+      "the current directory no longer exists; cd to an existing one",
+    );
+  }
+  try {
     return runLabs({ ...args, labs: args.labs, out: args.out }, io);
   } catch (e) {
     if (!(e instanceof OutputError)) throw e;

@@ -321,8 +321,12 @@ function listEntries(dir: string, base = ""): [string, EntryKind][] {
   let entries: fs.Dirent[];
   try {
     entries = fs.readdirSync(path.join(dir, base), { withFileTypes: true });
-  } catch {
-    return [];
+  } catch (e) {
+    // No lab directory yet: nothing to carry. A directory that cannot be read must not be
+    // taken for an empty one: its contents would be left behind in the old tree.
+    if (base === "" && (e as NodeJS.ErrnoException).code === "ENOENT")
+      return [];
+    throw e;
   }
   return entries.flatMap((e): [string, EntryKind][] => {
     const rel = base === "" ? e.name : `${base}/${e.name}`;
@@ -552,7 +556,9 @@ function describeFsError(e: unknown, target: string): OutputError {
       ? "cannot remove"
       : syscall === "rename"
         ? "cannot move"
-        : "cannot write";
+        : syscall === "scandir" || syscall === "read"
+          ? "cannot read"
+          : "cannot write";
   return new OutputError(
     `${verb} ${failed ?? target}: ${reason}`,
     verb === "cannot remove" && (code === "EACCES" || code === "EPERM")
@@ -564,13 +570,54 @@ function describeFsError(e: unknown, target: string): OutputError {
 /** A lock file in the output directory: two runs writing one tree would remove each other's work. */
 const LOCK_NAME = ".gen-lab.lock";
 
-function processAlive(pid: number): boolean {
-  if (!Number.isInteger(pid) || pid <= 0) return false;
+/**
+ * Whether the lock's process may still be a writer: alive, not this process, and (where
+ * /proc tells) a Node process. A killed run's PID may be reused by something else, PID 1 of
+ * a container above all; that lock is stale.
+ */
+function holderAlive(pid: number): boolean {
+  if (!Number.isSafeInteger(pid) || pid <= 0 || pid === process.pid)
+    return false;
   try {
     process.kill(pid, 0);
-    return true;
   } catch (e) {
-    return (e as NodeJS.ErrnoException).code === "EPERM";
+    if ((e as NodeJS.ErrnoException).code !== "EPERM") return false;
+  }
+  let cmdline: string;
+  try {
+    cmdline = fs.readFileSync(`/proc/${pid}/cmdline`, "utf8");
+  } catch {
+    return true; // no /proc: trust the PID
+  }
+  const argv0 = path.basename(cmdline.split("\0")[0] ?? "");
+  return argv0.startsWith("node") || cmdline.includes("gen-lab");
+}
+
+/** The text of a lock file if it is a small regular file; OutputError for anything else. */
+function readLock(lock: string): string | undefined {
+  let fd: number;
+  try {
+    fd = fs.openSync(
+      lock,
+      fs.constants.O_RDONLY | fs.constants.O_NONBLOCK | fs.constants.O_NOFOLLOW,
+    );
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === "ENOENT") return undefined;
+    throw new OutputError(
+      `${lock} is not a lock file gen-lab can read (${(e as NodeJS.ErrnoException).code})`,
+      "if no gen-lab runs, remove it",
+    );
+  }
+  try {
+    const st = fs.fstatSync(fd);
+    if (!st.isFile() || st.size > 64)
+      throw new OutputError(
+        `${lock} is not a lock file gen-lab wrote`,
+        "if no gen-lab runs, remove it",
+      );
+    return fs.readFileSync(fd, "utf8");
+  } finally {
+    fs.closeSync(fd);
   }
 }
 
@@ -595,14 +642,10 @@ function lockOutput(outDir: string): () => void {
     } catch (e) {
       if ((e as NodeJS.ErrnoException).code !== "EEXIST") throw e;
     }
-    let holder = "";
-    try {
-      holder = fs.readFileSync(lock, "utf8");
-    } catch {
-      continue; // released meanwhile
-    }
-    const pid = Number(holder.trim());
-    if (processAlive(pid))
+    const holder = readLock(lock);
+    if (holder === undefined) continue; // released meanwhile
+    const pid = /^\d{1,10}\n?$/.test(holder) ? Number(holder) : NaN;
+    if (holderAlive(pid))
       throw new OutputError(
         `another gen-lab (process ${pid}) is writing ${outDir}`,
         `wait for it to finish; if no gen-lab runs, remove ${lock}`,
@@ -759,33 +802,48 @@ function writeGroups(
   labNames: readonly string[],
 ): TreeChange[] {
   checkOutputDirectory(outDir, labNames);
+  // Taken when the first lab needs writing: a run that changes nothing writes nothing, not
+  // even a lock, and works on a read-only tree.
+  let release: (() => void) | undefined;
+  const lock = () => {
+    if (release) return;
+    try {
+      makeDirectories(outDir);
+      release = lockOutput(outDir);
+    } catch (e) {
+      if (e instanceof OutputError) throw e;
+      throw describeFsError(e, outDir);
+    }
+  };
   try {
-    fs.mkdirSync(outDir, { recursive: true });
-  } catch (e) {
-    throw describeFsError(e, outDir);
-  }
-  let release: () => void;
-  try {
-    release = lockOutput(outDir);
-  } catch (e) {
-    if (e instanceof OutputError) throw e;
-    throw describeFsError(e, path.join(outDir, LOCK_NAME));
-  }
-  try {
-    const { changes, staged } = buildAll(outDir, groups);
+    const { changes, staged } = buildAll(outDir, groups, lock);
     const leftovers = swapAll(outDir, staged);
     return changes.map((c) =>
       leftovers.has(c.lab) ? { ...c, leftover: leftovers.get(c.lab) } : c,
     );
   } finally {
-    release();
+    release?.();
   }
+}
+
+/**
+ * `mkdir -p` one level at a time. Node 20's recursive mkdirSync spins forever below /proc and
+ * reports ENOENT for a read-only file system; each plain mkdir fails with the real reason.
+ */
+function makeDirectories(dir: string): void {
+  const missing: string[] = [];
+  for (let d = path.resolve(dir); !fs.existsSync(d); d = path.dirname(d)) {
+    missing.push(d);
+    if (path.dirname(d) === d) break;
+  }
+  for (const d of missing.reverse()) fs.mkdirSync(d);
 }
 
 /** Phase one: each changed lab's new tree, built beside it. On any error, none is left. */
 function buildAll(
   outDir: string,
   groups: Iterable<[string, readonly GeneratedFile[]]>,
+  lock: () => void,
 ): { changes: TreeChange[]; staged: Staged[] } {
   const changes: TreeChange[] = [];
   const staged: Staged[] = [];
@@ -794,6 +852,13 @@ function buildAll(
     const umask = currentUmask();
     for (const [lab, labFiles] of groups) {
       at = path.join(outDir, lab);
+      if (
+        fs.lstatSync(path.join(outDir, oldName(lab)), {
+          throwIfNoEntry: false,
+        }) ||
+        fs.lstatSync(path.join(outDir, newName(lab)), { throwIfNoEntry: false })
+      )
+        lock();
       recoverInterrupted(outDir, lab);
       const c = fs.existsSync(at)
         ? compareLab(outDir, lab, labFiles, "write")
@@ -813,6 +878,7 @@ function buildAll(
         unchanged: c.unchanged,
       });
       if (c.added.length + c.changed.length + c.removed.length === 0) continue;
+      lock();
       at = path.join(outDir, newName(lab));
       staged.push(buildStaging(outDir, lab, labFiles, umask));
     }

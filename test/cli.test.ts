@@ -376,7 +376,14 @@ test("lab files that are not regular files, or that lie in a directory the run r
 
 test("one writer at a time: a live run's lock refuses, a killed run's lock is taken over", async () => {
   const { dir, cleanup } = tempDir();
-  const sleeper = spawn("sleep", ["60"], { stdio: "ignore" });
+  const sleeper = spawn(
+    process.execPath,
+    ["-e", "setTimeout(() => {}, 60000)"],
+    {
+      stdio: "ignore",
+    },
+  );
+  const other = spawn("sleep", ["60"], { stdio: "ignore" });
   try {
     const out = path.join(dir, "out");
     fs.mkdirSync(out);
@@ -387,14 +394,30 @@ test("one writer at a time: a live run's lock refuses, a killed run's lock is ta
       new RegExp(`another gen-lab \\(process ${sleeper.pid}\\) is writing`),
     );
     assert.equal(fs.readdirSync(out), [".gen-lab.lock"]);
+    // A live process that is not Node (a PID reused after a killed run, say): stale.
+    fs.writeFileSync(lock, `${other.pid}\n`);
+    let r = runCli([FOO, "-o", out, "-q"]);
+    assert.is(r.status, 0, r.stderr);
+    assert.equal(fs.readdirSync(out), ["foo"]);
+    fs.rmSync(path.join(out, "foo"), { recursive: true });
+    fs.writeFileSync(lock, `${sleeper.pid}\n`);
+    // Not a lock gen-lab wrote: a FIFO must not block the run.
+    const fifo = path.join(dir, "fifo-out");
+    fs.mkdirSync(fifo);
+    spawnSync("mkfifo", [path.join(fifo, ".gen-lab.lock")]);
+    assertRefused(
+      runCli([FOO, "-o", fifo]),
+      /is not a lock file gen-lab wrote/,
+    );
     const exited = once(sleeper, "exit");
     sleeper.kill("SIGKILL");
     await exited; // reaped: no longer a process
-    const r = runCli([FOO, "-o", out, "-q"]);
+    r = runCli([FOO, "-o", out, "-q"]);
     assert.is(r.status, 0, r.stderr);
     assert.equal(fs.readdirSync(out), ["foo"], "the stale lock is gone");
   } finally {
     sleeper.kill("SIGKILL");
+    other.kill("SIGKILL");
     cleanup();
   }
 });
@@ -530,6 +553,76 @@ test("-- ends the options; an empty lab path is named as such", () => {
       runCli(["", "-o", path.join(dir, "out2")]),
       /^"":1:1: the lab file's path is empty/m,
     );
+  } finally {
+    cleanup();
+  }
+});
+
+test("as an ordinary user: an up-to-date tree needs no write access; an unreadable directory of yours stops the write", () => {
+  const { dir, cleanup } = tempDir();
+  const asNobody = (args: string[]) =>
+    spawnSync(
+      "setpriv",
+      [
+        "--reuid=65534",
+        "--regid=65534",
+        "--clear-groups",
+        process.execPath,
+        path.join(ROOT, "bin", "gen-lab.js"),
+        ...args,
+      ],
+      { encoding: "utf8" },
+    );
+  try {
+    fs.chmodSync(dir, 0o755);
+    const home = path.join(dir, "home");
+    fs.mkdirSync(home);
+    fs.chownSync(home, 65534, 65534);
+    const out = path.join(home, "out");
+    const first = asNobody([FOO, "-o", out, "-q"]);
+    if (first.error) return; // no setpriv
+    assert.is(first.status, 0, first.stderr);
+    fs.chmodSync(out, 0o555);
+    const again = asNobody([FOO, "-o", out]);
+    assert.is(again.status, 0, again.stderr);
+    assert.match(again.stdout, /unchanged/);
+    fs.chmodSync(out, 0o755);
+
+    const mine = path.join(out, "foo", "mine");
+    fs.mkdirSync(mine);
+    fs.writeFileSync(path.join(mine, "notes"), "keep\n");
+    spawnSync("chown", ["-R", "65534:65534", mine]);
+    fs.chmodSync(mine, 0o000);
+    fs.appendFileSync(path.join(out, "foo", "README.md"), "edited\n");
+    const r = asNobody([FOO, "-o", out]);
+    assert.is(r.status, 2, r.stderr);
+    assert.match(r.stderr, /cannot read .*foo\/mine: permission denied/);
+    fs.chmodSync(mine, 0o755);
+    assert.is(fs.readFileSync(path.join(mine, "notes"), "utf8"), "keep\n");
+  } finally {
+    cleanup();
+  }
+});
+
+test("a working directory that was removed is a usage error", () => {
+  const { dir, cleanup } = tempDir();
+  try {
+    const gone = path.join(dir, "gone");
+    fs.mkdirSync(gone);
+    const r = spawnSync(
+      "sh",
+      [
+        "-c",
+        `cd "$1" && rmdir "$1" && exec "$2" "$3" "$4" -o out`,
+        "sh",
+        gone,
+        process.execPath,
+        path.join(ROOT, "bin", "gen-lab.js"),
+        FOO,
+      ],
+      { encoding: "utf8" },
+    );
+    assertRefused(r, /the current directory no longer exists/);
   } finally {
     cleanup();
   }
