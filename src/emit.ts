@@ -15,7 +15,7 @@ import {
 import { checkLabs, labsOrThrow, type CheckResult } from "./load.js";
 import type { Diagnostic } from "./diagnostics.js";
 import type { LabModel } from "./model.js";
-import { MAX_LAB_BYTES } from "./source.js";
+import { MAX_LAB_BYTES, tooLarge } from "./source.js";
 
 /** An error about a lab file that could not be read, at its first line. */
 function unreadable(file: string, message: string, hint: string): Diagnostic {
@@ -72,12 +72,7 @@ function readLabFile(file: string): Uint8Array | Diagnostic {
         "is not a regular file (a FIFO, socket or device)",
         "give the path of a lab YAML file",
       );
-    if (st.size > MAX_LAB_BYTES)
-      return unreadable(
-        file,
-        `file is ${st.size} bytes, more than a lab file may be (${MAX_LAB_BYTES} bytes)`,
-        "a lab file describes one lab in a few kilobytes; check that this is the right file",
-      );
+    if (st.size > MAX_LAB_BYTES) return unreadable(file, ...tooLarge(st.size));
     return fs.readFileSync(fd);
   } catch (e) {
     return unreadable(

@@ -35,6 +35,14 @@ export interface LabSource {
 
 /** A lab file is a few kilobytes; anything this large is a mistake, and rejecting it early keeps every run fast. */
 export const MAX_LAB_BYTES = 1024 * 1024;
+/** The message and hint for a lab file over MAX_LAB_BYTES, whether it is found before or after reading. */
+export function tooLarge(size: number): [message: string, hint: string] {
+  return [
+    `file is ${size} bytes, more than a lab file may be (${MAX_LAB_BYTES} bytes)`,
+    "a lab file describes one lab in a few kilobytes; check that this is the right file",
+  ];
+}
+
 /** Aliases are legal YAML, but a lab needs few: a low cap defuses "billion laughs" documents. */
 const MAX_ALIAS_COUNT = 100;
 
@@ -65,10 +73,7 @@ export function parseLabSource(
   const size =
     typeof input === "string" ? Buffer.byteLength(input) : input.byteLength;
   if (size > MAX_LAB_BYTES) {
-    return fail(
-      `file is ${size} bytes, more than a lab file may be (${MAX_LAB_BYTES} bytes)`,
-      "a lab file describes one lab in a few kilobytes; check that this is the right file",
-    );
+    return fail(...tooLarge(size));
   }
   let text: string;
   if (typeof input === "string") {
