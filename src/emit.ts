@@ -813,6 +813,19 @@ function writeGroups(
   try {
     const { changes, staged } = buildAll(outDir, groups, lock);
     const leftovers = swapAll(outDir, staged);
+    // A killed run's lock, and this run had nothing to write: taken over and released, so a
+    // complete run leaves no lock behind. A live writer's lock, or one in a tree this user
+    // cannot write, stays as it is: nothing here needed it.
+    if (
+      !release &&
+      fs.lstatSync(path.join(outDir, LOCK_NAME), { throwIfNoEntry: false })
+    ) {
+      try {
+        lock();
+      } catch {
+        // Left as is (see above).
+      }
+    }
     return changes.map((c) =>
       leftovers.has(c.lab) ? { ...c, leftover: leftovers.get(c.lab) } : c,
     );

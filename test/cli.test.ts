@@ -415,6 +415,16 @@ test("one writer at a time: a live run's lock refuses, a killed run's lock is ta
     r = runCli([FOO, "-o", out, "-q"]);
     assert.is(r.status, 0, r.stderr);
     assert.equal(fs.readdirSync(out), ["foo"], "the stale lock is gone");
+    // A run killed after its last swap leaves an up-to-date tree and its lock: a run with
+    // nothing to write still removes the stale lock, and leaves a live one alone.
+    fs.writeFileSync(lock, `${sleeper.pid}\n`);
+    r = runCli([FOO, "-o", out, "-q"]);
+    assert.is(r.status, 0, r.stderr);
+    assert.equal(fs.readdirSync(out), ["foo"], "stale lock, nothing to write");
+    fs.writeFileSync(lock, `${process.pid}\n`);
+    r = runCli([FOO, "-o", out, "-q"]);
+    assert.is(r.status, 0, r.stderr);
+    assert.equal(fs.readdirSync(out).sort(), [".gen-lab.lock", "foo"]);
   } finally {
     sleeper.kill("SIGKILL");
     other.kill("SIGKILL");
