@@ -20,13 +20,16 @@ const fromNumber = (n: number): string =>
     ])
     .toString();
 
-/** Parse `a.b.c.d/p` (already shape-checked by the schema). */
+/**
+ * Parse `a.b.c.d/p` (already shape-checked by the schema). One parse: the network and
+ * broadcast addresses follow from the address and the prefix, where ipaddr.js's
+ * networkAddressFromCIDR and broadcastAddressFromCIDR would each parse the text again.
+ */
 export function parseNet(text: string): Net {
   const [addr, prefix] = ipaddr.IPv4.parseCIDR(text);
-  const first = toNumber(ipaddr.IPv4.networkAddressFromCIDR(text));
-  const last = toNumber(ipaddr.IPv4.broadcastAddressFromCIDR(text));
-  void addr;
-  return { text, first, last, prefix };
+  const size = 2 ** (32 - prefix);
+  const first = Math.floor(toNumber(addr) / size) * size;
+  return { text, first, last: first + size - 1, prefix };
 }
 
 /** A single address as a /32 network. */
@@ -37,16 +40,14 @@ export function hostNet(address: string): Net {
 
 /** True when the address part of a CIDR has no bits set below its prefix. */
 export function hostBitsZero(cidr: string): boolean {
-  const [addr] = ipaddr.IPv4.parseCIDR(cidr);
-  return (
-    ipaddr.IPv4.networkAddressFromCIDR(cidr).toString() === addr.toString()
-  );
+  const [addr, prefix] = ipaddr.IPv4.parseCIDR(cidr);
+  return toNumber(addr) % 2 ** (32 - prefix) === 0;
 }
 
 /** The network address of a CIDR, e.g. `10.20.0.0/16` for `10.20.3.4/16`. */
 export function networkOf(cidr: string): string {
-  const [, prefix] = ipaddr.IPv4.parseCIDR(cidr);
-  return `${ipaddr.IPv4.networkAddressFromCIDR(cidr).toString()}/${prefix}`;
+  const net = parseNet(cidr);
+  return `${fromNumber(net.first)}/${net.prefix}`;
 }
 
 export const overlaps = (a: Net, b: Net): boolean =>

@@ -11,10 +11,12 @@
 import * as fs from "node:fs";
 import * as path from "node:path";
 import fc from "fast-check";
+import ipaddr from "ipaddr.js";
 import { test } from "uvu";
 import * as assert from "uvu/assert";
 import { parse, parseAllDocuments, stringify } from "yaml";
 import { checkLabs, generate, type Diagnostic } from "../src/index.js";
+import { hostBitsZero, networkOf, parseNet } from "../src/net.js";
 import { paths } from "../src/render/paths.js";
 import { buildLab, VPN_KINDS } from "../scripts/synthetic-labs.mjs";
 import { runCli, tempDir } from "./helpers.js";
@@ -70,6 +72,36 @@ function errorsOf(list: readonly Diagnostic[]): Diagnostic[] {
 }
 
 // ---------------------------------------------------------------------- valid labs
+
+test("network arithmetic agrees with ipaddr.js on every prefix length (5000 CIDRs)", () => {
+  const num = (a: ipaddr.IPv4) =>
+    a.toByteArray().reduce((n, byte) => n * 256 + byte, 0);
+  fc.assert(
+    fc.property(
+      fc.array(fc.integer({ min: 0, max: 255 }), {
+        minLength: 4,
+        maxLength: 4,
+      }),
+      fc.integer({ min: 0, max: 32 }),
+      (octets, prefix) => {
+        const cidr = `${octets.join(".")}/${prefix}`;
+        const net = parseNet(cidr);
+        const first = ipaddr.IPv4.networkAddressFromCIDR(cidr);
+        const last = ipaddr.IPv4.broadcastAddressFromCIDR(cidr);
+        assert.is(net.first, num(first), `${cidr}: first`);
+        assert.is(net.last, num(last), `${cidr}: last`);
+        assert.is(net.prefix, prefix);
+        assert.is(networkOf(cidr), `${first.toString()}/${prefix}`);
+        assert.is(
+          hostBitsZero(cidr),
+          first.toString() === octets.join("."),
+          `${cidr}: host bits`,
+        );
+      },
+    ),
+    { numRuns: 5000 },
+  );
+});
 
 test("valid labs: accepted, deterministic, byte-identical on a second run (200 labs, in-process)", () => {
   fc.assert(
