@@ -189,7 +189,10 @@ export function buildLab(params = {}) {
   return lab;
 }
 
-/** Parameters of the i-th synthetic lab: all four tunnel kinds, 1-3 zones, every other lab with an allow-list. */
+/**
+ * Parameters of the i-th synthetic lab: all four tunnel kinds, 1-3 zones, every other lab with
+ * an allow-list, and no warnings.
+ */
 export function syntheticParams(i, overrides = {}) {
   return {
     name: `lab${i.toString(36)}`,
@@ -200,6 +203,12 @@ export function syntheticParams(i, overrides = {}) {
     intranetCount: 1 + (i % 2),
     domainCount: 1 + ((i >> 1) % 2),
     vpn: VPN_KINDS[i % VPN_KINDS.length],
+    // What a user sets after the warning for a static-key tunnel without one: the labs are
+    // clean, so every lab takes the path of a lab with nothing to report.
+    cipher:
+      VPN_KINDS[i % VPN_KINDS.length] === "openvpn-static-key"
+        ? "AES-256-CBC"
+        : undefined,
     egress: i % 2 === 0,
     ...overrides,
   };
