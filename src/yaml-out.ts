@@ -1,36 +1,89 @@
-import { DEFAULT_SCHEMA, dump, Type, type DumpOptions } from "js-yaml";
+import * as jsyaml from "js-yaml";
+import { dump, Schema, Type, type DumpOptions } from "js-yaml";
 import { codePointOrder } from "./file.js";
 
 /**
  * Every YAML file gen-lab writes goes through here, so all of them share one style:
  * no anchors/aliases (each consumer reads plain YAML), no line folding (long URLs and
- * commands stay on one line), and quoting only where YAML needs it. js-yaml's default
- * schema and compat mode quote what a YAML 1.1 reader (gitrepo-trigger's and cloud-init's
- * PyYAML, Kubernetes' go-yaml) would take for another type: `yes`, `on`, `0644`, `1:20`.
+ * commands stay on one line), and quoting only where YAML needs it. Strings that a YAML 1.1
+ * reader (gitrepo-trigger's and cloud-init's PyYAML, Kubernetes' go-yaml) or a YAML 1.2 one
+ * would take for another type are quoted: `yes`, `on`, `~`, `0644`, `1:20`, `1_000`, dates.
  */
 
 /**
  * YAML 1.1's integers and floats (the YAML 1.1 type repository's forms, as PyYAML resolves
  * them): unlike YAML 1.2 they allow `_` between digits, so `1_000` and `0x_1F` are numbers
- * there. js-yaml's schema does not know these forms and would write such strings unquoted. A
- * string a schema type resolves is never written plain, so this type, which only resolves
- * and never represents a value (no predicate), makes them quoted.
+ * there. js-yaml's own types do not know these forms.
  */
 const YAML11_NUMBER =
   /^(?:[-+]?0b[01_]+|[-+]?0[0-7_]+|[-+]?(?:0|[1-9][0-9_]*)|[-+]?0x[0-9a-fA-F_]+|[-+]?[1-9][0-9_]*(?::[0-5]?[0-9])+|[-+]?[0-9][0-9_]*\.[0-9_]*(?:[eE][-+][0-9]+)?|\.[0-9_]+(?:[eE][-+][0-9]+)?|[-+]?[0-9][0-9_]*(?::[0-5]?[0-9])+\.[0-9_]*|[-+]?\.(?:inf|Inf|INF)|\.(?:nan|NaN|NAN))$/;
 
-const SCHEMA = DEFAULT_SCHEMA.extend({
+/** js-yaml's YAML 1.1 compatibility forms (its dumper's DEPRECATED_BOOLEANS_SYNTAX and base-60 numbers). */
+const YAML11_BOOLEAN = new Set(
+  "y Y yes Yes YES on On ON n N no No NO off Off OFF".split(" "),
+);
+const YAML11_BASE60 = /^[-+]?[0-9_]+(?::[0-9_]+)+(?:\.[0-9_]*)?$/;
+
+/** js-yaml's built-in types (exported at run time; the type declarations omit them). */
+const BUILTIN = (jsyaml as unknown as { types: Record<string, Type> }).types;
+
+/** js-yaml's default schema's resolvers: null, bool, int, float, timestamp and merge. */
+const RESOLVERS = ["null", "bool", "int", "float", "timestamp", "merge"].map(
+  (name) => BUILTIN[name]!,
+);
+
+/**
+ * Every string any of the forms above resolves starts with one of these characters (or is
+ * empty): `~`, null/bool/compat letters, the merge key's `<`, a sign, a dot, `_` or a digit.
+ */
+const MAY_RESOLVE = /^(?:$|[~nNtTfFyYoO<+\-._0-9])/;
+
+/**
+ * The dump schema. js-yaml tries, for every string it could write plain, each implicit type
+ * of the schema, and for every value each type's predicate; with its default schema (seven
+ * resolvers, four explicit types) and compat mode that was a large share of writing a
+ * document. Here one type answers "would a reader take this for something else" with the same
+ * resolvers, behind a one-character test that most strings fail; null, booleans and numbers
+ * are written by js-yaml's own types; there are no explicit types (gen-lab writes no binary,
+ * sets or ordered maps). test/yaml-out.test.ts checks the output equals the default schema's.
+ */
+const NOT_A_STRING = new Type("tag:gen-lab,2026:not-a-string", {
+  kind: "scalar",
+  resolve: (text: string) =>
+    MAY_RESOLVE.test(text) &&
+    (YAML11_BOOLEAN.has(text) ||
+      YAML11_BASE60.test(text) ||
+      YAML11_NUMBER.test(text) ||
+      RESOLVERS.some((t) => t.resolve(text))),
+});
+
+/** A built-in type that writes its values but resolves nothing (NOT_A_STRING does that). */
+function writer(name: string): Type {
+  const t = BUILTIN[name]! as Type & { readonly tag: string };
+  return new Type(t.tag, {
+    kind: "scalar",
+    resolve: () => false,
+    predicate: t.predicate ?? undefined,
+    represent: t.represent ?? undefined,
+    defaultStyle: t.defaultStyle ?? undefined,
+  });
+}
+
+const SCHEMA = new Schema({
   implicit: [
-    new Type("tag:gen-lab,2026:yaml-1.1-number", {
-      kind: "scalar",
-      resolve: (text: string) => YAML11_NUMBER.test(text),
-      construct: (text: string) => text,
-    }),
+    NOT_A_STRING,
+    writer("null"),
+    writer("bool"),
+    writer("int"),
+    writer("float"),
   ],
+  explicit: [],
 });
 
 const ORDERED: DumpOptions = Object.freeze({
   schema: SCHEMA,
+  // Compat mode's forms are in NOT_A_STRING.
+  noCompatMode: true,
   noRefs: true,
   lineWidth: -1,
   quotingType: '"',
