@@ -40,22 +40,33 @@ const RENDERERS: readonly ((lab: LabModel) => GeneratedFile[])[] = [
 ];
 
 /**
- * Every file of each lab with its manifest, sorted by path. Pure. Each kind of file is
- * rendered for all the labs before the next kind: one renderer's code and data stay warm in
- * the CPU's caches across the labs, where lab by lab every renderer would evict the others'.
+ * Labs rendered together: each kind of file is rendered for all of them before the next kind.
+ * Enough labs for one renderer's code and data to stay warm in the CPU's caches, where lab by
+ * lab every renderer would evict the others'; few enough that their files are hashed (and so
+ * flattened into one string each) while still young, not after V8 has promoted hundreds of
+ * labs' half-built strings to the old generation.
  */
+const BATCH = 32;
+
+/** Every file of each lab with its manifest, sorted by path. Pure. */
 function renderLabs(labs: readonly LabModel[]): GeneratedFile[][] {
-  const perLab = labs.map((): GeneratedFile[] => []);
-  for (const render of RENDERERS)
-    for (let i = 0; i < labs.length; i++) perLab[i]!.push(...render(labs[i]!));
-  return perLab.map((files, i) => {
-    files.sort(byPath);
-    // The manifest's name starts with a dot: it sorts before every other file of the lab.
-    const manifest = renderManifest(labs[i]!, files);
-    const at = files.findIndex((f) => byPath(manifest, f) < 0);
-    files.splice(at < 0 ? files.length : at, 0, manifest);
-    return files;
-  });
+  const result: GeneratedFile[][] = [];
+  for (let start = 0; start < labs.length; start += BATCH) {
+    const batch = labs.slice(start, start + BATCH);
+    const perLab = batch.map((): GeneratedFile[] => []);
+    for (const render of RENDERERS)
+      for (let i = 0; i < batch.length; i++)
+        perLab[i]!.push(...render(batch[i]!));
+    perLab.forEach((files, i) => {
+      files.sort(byPath);
+      // The manifest's name starts with a dot: it sorts before every other file of the lab.
+      const manifest = renderManifest(batch[i]!, files);
+      const at = files.findIndex((f) => byPath(manifest, f) < 0);
+      files.splice(at < 0 ? files.length : at, 0, manifest);
+      result.push(files);
+    });
+  }
+  return result;
 }
 
 /** Every file of one lab with its manifest, sorted by path. Pure. */

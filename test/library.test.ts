@@ -11,6 +11,7 @@ import {
   checkLabTrees,
   checkTree,
   generate,
+  generateLab,
   LabError,
   OutputError,
   parseLab,
@@ -124,6 +125,23 @@ test("generate() returns the files of several labs in code-point order of their 
     [...new Set(paths.map((p) => p.split("/")[0]))],
     ["a", "ab", "ab0", "b", "b1"],
   );
+});
+
+test("generate() of many labs (rendered in batches) equals each lab's generateLab(), joined in order", () => {
+  // More labs than one batch, and a count that leaves a partial last batch.
+  const labs = parseLabs(
+    syntheticLabs(77).map((l) => ({ file: l.file, text: l.text })),
+  );
+  const all = generate(labs);
+  const byName = [...labs].sort((a, b) =>
+    codePointOrder(`${a.name}/`, `${b.name}/`),
+  );
+  assert.equal(all, byName.flatMap(generateLab));
+  for (const lab of labs) {
+    const own = generateLab(lab).map((f) => f.path);
+    assert.equal(own, [...own].sort(codePointOrder), `${lab.name}: sorted`);
+    assert.ok(own.includes(`${lab.name}/.gen-lab-manifest.json`), lab.name);
+  }
 });
 
 test("writeLabTrees (one lab at a time) writes and reports exactly what writeTree(generate()) does, under any umask", () => {
