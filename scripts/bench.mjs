@@ -371,7 +371,7 @@ try {
       "--check",
     ]);
     row(`tree: CLI --check, ${nLabs} labs up to date`, ms(check.ms));
-    // The CLI renders and writes one lab at a time: its memory should not grow with the output.
+    // The CLI renders and writes 32 labs at a time: its memory should not grow with the output.
     // Its first few hundred labs grow V8's young generation to its full size (tens of MiB,
     // once), so the cost of each further lab is the slope over the last doubling.
     const few = cliTree(fewLabFiles, { GEN_LAB_BUNDLE: "1" });

@@ -253,7 +253,7 @@ function runLabs(args: Args & { labs: string[]; out: string }, io: Io): number {
       return EXIT.badInput;
     }
   }
-  // Every lab is valid: render and write (or compare) one lab at a time.
+  // Every lab is valid: render and write (or compare) a batch of labs at a time.
   if (args.check) {
     const { changes, diff } = checkLabTrees(args.out, result.labs);
     const drift = changes.filter(

@@ -7,7 +7,7 @@ import * as fs from "node:fs";
 import * as path from "node:path";
 import type { GeneratedFile } from "./file.js";
 import {
-  generateLab,
+  generateEach,
   labsInPathOrder,
   MANIFEST_NAME,
   type Manifest,
@@ -159,18 +159,18 @@ function byLab(files: readonly GeneratedFile[]): Map<string, GeneratedFile[]> {
 
 /**
  * The labs in the order their directories sort (the order of `generate`'s paths), each with
- * its files relative to its directory, rendered one lab at a time: a run over many labs holds
- * one lab's output at once, not all of it.
+ * its files relative to its directory, rendered a small batch at a time: a run over many labs
+ * holds one batch's output at once, not all of it.
  */
 function* renderedLabs(
   labs: readonly LabModel[],
 ): Generator<[string, GeneratedFile[]]> {
-  for (const lab of labsInPathOrder(labs)) {
+  const ordered = labsInPathOrder(labs);
+  let i = 0;
+  for (const files of generateEach(ordered)) {
+    const lab = ordered[i++]!;
     const prefix = `${lab.name}/`.length;
-    yield [
-      lab.name,
-      generateLab(lab).map((f) => ({ ...f, path: f.path.slice(prefix) })),
-    ];
+    yield [lab.name, files.map((f) => ({ ...f, path: f.path.slice(prefix) }))];
   }
 }
 
@@ -485,8 +485,8 @@ export function writeTree(
 }
 
 /**
- * {@link writeTree} for labs, each rendered only when it is written: memory stays that of one
- * lab's output however many labs there are. The labs are validated together before
+ * {@link writeTree} for labs, rendered a batch of 32 at a time as they are written: memory
+ * stays that of one batch's output however many labs there are. The labs are validated together before
  * (checkLabs), so rendering cannot fail halfway on bad input.
  */
 export function writeLabTrees(

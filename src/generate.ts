@@ -48,30 +48,35 @@ const RENDERERS: readonly ((lab: LabModel) => GeneratedFile[])[] = [
  */
 const BATCH = 32;
 
-/** Every file of each lab with its manifest, sorted by path. Pure. */
-function renderLabs(labs: readonly LabModel[]): GeneratedFile[][] {
-  const result: GeneratedFile[][] = [];
+/**
+ * Every file of each lab with its manifest, sorted by path: one list per lab, in the order
+ * given, rendered a batch at a time (a caller that writes each list and drops it holds one
+ * batch's output at once). Pure.
+ */
+export function* generateEach(
+  labs: readonly LabModel[],
+): Generator<GeneratedFile[], void, undefined> {
   for (let start = 0; start < labs.length; start += BATCH) {
     const batch = labs.slice(start, start + BATCH);
     const perLab = batch.map((): GeneratedFile[] => []);
     for (const render of RENDERERS)
       for (let i = 0; i < batch.length; i++)
         perLab[i]!.push(...render(batch[i]!));
-    perLab.forEach((files, i) => {
-      files.sort(byPath);
+    for (let i = 0; i < batch.length; i++) {
+      const files = perLab[i]!.sort(byPath);
       // The manifest's name starts with a dot: it sorts before every other file of the lab.
       const manifest = renderManifest(batch[i]!, files);
       const at = files.findIndex((f) => byPath(manifest, f) < 0);
       files.splice(at < 0 ? files.length : at, 0, manifest);
-      result.push(files);
-    });
+      perLab[i] = [];
+      yield files;
+    }
   }
-  return result;
 }
 
 /** Every file of one lab with its manifest, sorted by path. Pure. */
 export function generateLab(lab: LabModel): GeneratedFile[] {
-  return renderLabs([lab])[0]!;
+  return [...generateEach([lab])][0]!;
 }
 
 /** Every file of a set of labs (already validated together), sorted by path. Pure. */
@@ -81,7 +86,7 @@ export function generate(
   const list = Array.isArray(labs)
     ? (labs as readonly LabModel[])
     : [labs as LabModel];
-  return renderLabs(labsInPathOrder(list)).flat();
+  return [...generateEach(labsInPathOrder(list))].flat();
 }
 
 /**

@@ -144,7 +144,7 @@ test("generate() of many labs (rendered in batches) equals each lab's generateLa
   }
 });
 
-test("writeLabTrees (one lab at a time) writes and reports exactly what writeTree(generate()) does, under any umask", () => {
+test("writeLabTrees (a batch of labs at a time) writes and reports exactly what writeTree(generate()) does, under any umask", () => {
   // Names where directory order and path order could disagree: "ab" sorts before "ab0", but
   // "ab0/..." before "ab/..." would not; both writers must agree with generate()'s path order.
   const labs = parseLabs(
