@@ -5,7 +5,7 @@ import {
   MODE_PUBLIC,
   type GeneratedFile,
 } from "./file.js";
-import type { LabModel, RunnerModel } from "./model.js";
+import type { LabModel } from "./model.js";
 import { renderRunnerResolved, renderSysctl } from "./render/drop-ins.js";
 import { renderDispatcher } from "./render/dispatcher.js";
 import { renderKeyfiles } from "./render/nm-keyfiles.js";
@@ -64,7 +64,7 @@ export function* generateEach(
         perLab[i]!.push(...render(batch[i]!));
     for (let i = 0; i < batch.length; i++) {
       const files = perLab[i]!.sort(byPath);
-      // The manifest's name starts with a dot: it sorts before every other file of the lab.
+      // Into its place in path order (its name starts with a dot: first, as a rule).
       const manifest = renderManifest(batch[i]!, files);
       const at = files.findIndex((f) => byPath(manifest, f) < 0);
       files.splice(at < 0 ? files.length : at, 0, manifest);
