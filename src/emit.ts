@@ -4,6 +4,7 @@
  */
 import { createTwoFilesPatch } from "diff";
 import * as fs from "node:fs";
+import * as os from "node:os";
 import * as path from "node:path";
 import type { GeneratedFile } from "./file.js";
 import {
@@ -223,6 +224,13 @@ function removeTree(target: string): void {
     if ((e as NodeJS.ErrnoException).code === "ENOENT") return;
     throw e;
   }
+  // Something mounted inside (since gen-lab last looked): removing would empty it.
+  const mounted = mountPointsBelow(target);
+  if (mounted.length > 0)
+    throw new OutputError(
+      `${mounted[0]} is mounted inside ${target}, which gen-lab would remove`,
+      `unmount it, then remove ${target} or run again`,
+    );
   removeDirectory(target);
 }
 
@@ -235,14 +243,46 @@ function removeTreeQuietly(target: string): void {
   }
 }
 
-function removeDirectory(dir: string): void {
+/**
+ * Depth first, on one file system only (like `rm --one-file-system`): a directory mounted
+ * below (since the run began) is not emptied; its rmdir then fails (EBUSY) and is reported.
+ */
+function removeDirectory(dir: string, device?: number): void {
+  const dev = device ?? fs.lstatSync(dir).dev;
   for (const e of fs.readdirSync(dir, { withFileTypes: true })) {
     const full = path.join(dir, e.name);
     // Dirent types come from lstat: a link to a directory is not a directory here.
-    if (e.isDirectory()) removeDirectory(full);
-    else fs.unlinkSync(full);
+    if (!e.isDirectory()) fs.unlinkSync(full);
+    else if (fs.lstatSync(full).dev === dev) removeDirectory(full, dev);
+    else fs.rmdirSync(full);
   }
   fs.rmdirSync(dir);
+}
+
+/**
+ * The mount points below a directory, from /proc/self/mountinfo (a bind mount of a directory
+ * on the same file system has the same device number, so only the mount table tells). None
+ * where there is no /proc.
+ */
+function mountPointsBelow(dir: string): string[] {
+  let table: string;
+  let real: string;
+  try {
+    table = fs.readFileSync("/proc/self/mountinfo", "utf8");
+    real = fs.realpathSync(dir);
+  } catch {
+    return [];
+  }
+  const prefix = real.endsWith("/") ? real : `${real}/`;
+  return table
+    .split("\n")
+    .map((line) =>
+      // Field 5 is the mount point, with space, tab, newline and backslash as octal escapes.
+      (line.split(" ")[4] ?? "").replace(/\\([0-7]{3})/g, (_, o: string) =>
+        String.fromCharCode(parseInt(o, 8)),
+      ),
+    )
+    .filter((m) => m.startsWith(prefix));
 }
 
 /**
@@ -260,12 +300,24 @@ function isSafeRelative(p: unknown): p is string {
   );
 }
 
-/** The paths a lab directory's manifest lists (only safe ones); none without a manifest. */
+/**
+ * A manifest is a few KiB (one entry per file); anything far larger is not one gen-lab wrote,
+ * and is not read whole into memory.
+ */
+const MAX_MANIFEST_BYTES = 4 * 1024 * 1024;
+
+/**
+ * The paths a lab directory's manifest lists (only safe ones); none without a manifest, or
+ * when what lies at its name is not a regular file of a sane size (a FIFO would block, a link
+ * to /dev/zero never ends, a link to /etc/shadow is outside the tree): never followed.
+ */
 function readManifestPaths(dir: string): string[] {
+  const file = readRegular(path.join(dir, MANIFEST_NAME), MAX_MANIFEST_BYTES);
+  if (file?.contents === undefined) return [];
   let data: Partial<Manifest> | null;
   try {
     data = JSON.parse(
-      fs.readFileSync(path.join(dir, MANIFEST_NAME), "utf8"),
+      file.contents.toString("utf8"),
     ) as Partial<Manifest> | null;
   } catch {
     return [];
@@ -286,9 +338,7 @@ function readManifestPaths(dir: string): string[] {
  * reads, and a link in a committed tree (out/foo/pipeline-data -> /elsewhere) must not make
  * it print files from outside. Each parent directory is looked at once.
  */
-function insideReader(
-  dir: string,
-): (rel: string) => { contents: Buffer; mode: number } | undefined {
+function insideReader(dir: string): (rel: string) => OnDisk | undefined {
   const isRealDir = new Map<string, boolean>();
   const parentsAreDirs = (rel: string): boolean => {
     for (let i = rel.indexOf("/"); i >= 0; i = rel.indexOf("/", i + 1)) {
@@ -303,19 +353,30 @@ function insideReader(
     return true;
   };
   return (rel) =>
-    parentsAreDirs(rel) ? readIfExists(path.join(dir, rel)) : undefined;
+    parentsAreDirs(rel)
+      ? readRegular(path.join(dir, rel), MAX_COMPARED_BYTES)
+      : undefined;
 }
 
 type EntryKind = "file" | "link" | "empty directory" | "other";
 
 /**
  * What lies below dir, as POSIX paths relative to it: files, links (never followed), empty
- * directories, and anything else (a FIFO, a socket, a device) as "other".
+ * directories, and anything else (a FIFO, a socket, a device) as "other". A directory on
+ * another file system (a mount point) is refused: the old tree is removed after the swap, and
+ * removing it would empty what is mounted there.
  */
-function listEntries(dir: string, base = ""): [string, EntryKind][] {
+function listEntries(
+  dir: string,
+  base = "",
+  device?: number,
+): [string, EntryKind][] {
+  const here = path.join(dir, base);
   let entries: fs.Dirent[];
+  let dev: number;
   try {
-    entries = fs.readdirSync(path.join(dir, base), { withFileTypes: true });
+    dev = fs.lstatSync(here).dev;
+    entries = fs.readdirSync(here, { withFileTypes: true });
   } catch (e) {
     // No lab directory yet: nothing to carry. A directory that cannot be read must not be
     // taken for an empty one: its contents would be left behind in the old tree.
@@ -323,10 +384,15 @@ function listEntries(dir: string, base = ""): [string, EntryKind][] {
       return [];
     throw e;
   }
+  if (device !== undefined && dev !== device)
+    throw new OutputError(
+      `${here} is a mount point inside a lab directory, which gen-lab replaces as a whole`,
+      "unmount it, or mount it outside the output directory",
+    );
   return entries.flatMap((e): [string, EntryKind][] => {
     const rel = base === "" ? e.name : `${base}/${e.name}`;
     if (e.isDirectory()) {
-      const below = listEntries(dir, rel);
+      const below = listEntries(dir, rel, dev);
       return below.length > 0 ? below : [[rel, "empty directory"]];
     }
     if (e.isFile()) return [[rel, "file"]];
@@ -335,16 +401,53 @@ function listEntries(dir: string, base = ""): [string, EntryKind][] {
   });
 }
 
-function readIfExists(
-  file: string,
-): { contents: Buffer; mode: number } | undefined {
+/** A file on disk as compared: its bytes, or only its size when it is larger than `max`. */
+interface OnDisk {
+  readonly mode: number;
+  readonly size: number;
+  readonly contents: Buffer | undefined;
+}
+
+/**
+ * Generated files are a few KiB; one far larger on disk differs, and is not read whole (a
+ * 600 MB file would not even fit in a string).
+ */
+const MAX_COMPARED_BYTES = 16 * 1024 * 1024;
+
+/**
+ * A regular file's mode and bytes (only its size if it has more than `max`), or undefined when
+ * nothing regular is there. Opened without following a link and without blocking, and checked
+ * on the open descriptor: what is read is what was checked, even if the path changes meanwhile.
+ */
+function readRegular(file: string, max: number): OnDisk | undefined {
+  let fd: number;
   try {
-    const st = fs.lstatSync(file);
-    if (!st.isFile()) return undefined;
-    return { contents: fs.readFileSync(file), mode: st.mode & 0o7777 };
+    fd = fs.openSync(
+      file,
+      fs.constants.O_RDONLY | fs.constants.O_NOFOLLOW | fs.constants.O_NONBLOCK,
+    );
   } catch {
     return undefined;
   }
+  try {
+    const st = fs.fstatSync(fd);
+    if (!st.isFile()) return undefined;
+    const mode = st.mode & 0o7777;
+    if (st.size > max) return { mode, size: st.size, contents: undefined };
+    const contents = fs.readFileSync(fd);
+    return { mode, size: contents.length, contents };
+  } catch {
+    return undefined;
+  } finally {
+    fs.closeSync(fd);
+  }
+}
+
+/** The text of a file for a patch, or a line saying why it is not shown. */
+function patchText(onDisk: OnDisk): string {
+  return onDisk.contents === undefined
+    ? `(${onDisk.size} bytes, too large to show)\n`
+    : onDisk.contents.toString("utf8");
 }
 
 /**
@@ -379,23 +482,32 @@ function compareLab(
         );
       continue;
     }
-    const old = onDisk.contents.toString("utf8");
+    // Bytes, not decoded text: an invalid byte on disk must not pass for the U+FFFD it decodes to.
+    const sameBytes =
+      onDisk.contents !== undefined &&
+      onDisk.size === Buffer.byteLength(f.contents) &&
+      onDisk.contents.equals(Buffer.from(f.contents));
     // Version control keeps only the executable bit, so a fresh checkout is compared on that alone.
     const modeDiffers = exactModes
       ? onDisk.mode !== f.mode
       : ((onDisk.mode & 0o111) !== 0) !== ((f.mode & 0o111) !== 0);
-    if (old === f.contents && !modeDiffers) {
+    if (sameBytes && !modeDiffers) {
       unchanged++;
       continue;
     }
     changed.push(rel);
     if (!withPatches) continue;
-    let patch =
-      old === f.contents
-        ? ""
-        : createTwoFilesPatch(`a/${rel}`, `b/${rel}`, old, f.contents, "", "", {
-            context: 3,
-          });
+    let patch = sameBytes
+      ? ""
+      : createTwoFilesPatch(
+          `a/${rel}`,
+          `b/${rel}`,
+          patchText(onDisk),
+          f.contents,
+          "",
+          "",
+          { context: 3 },
+        );
     if (modeDiffers)
       patch = `mode of ${rel}: ${onDisk.mode.toString(8).padStart(4, "0")} -> ${f.mode.toString(8).padStart(4, "0")}\n${patch}`;
     patches.push(patch);
@@ -413,7 +525,7 @@ function compareLab(
         createTwoFilesPatch(
           `a/${rel}`,
           "/dev/null",
-          onDisk.contents.toString("utf8"),
+          patchText(onDisk),
           "",
           "",
           "",
@@ -566,6 +678,21 @@ function describeFsError(e: unknown, target: string): OutputError {
 const LOCK_NAME = ".gen-lab.lock";
 
 /**
+ * Where this process runs, as the lock records it: a PID means something only on the same host
+ * and in the same PID namespace (a container has its own; an NFS-shared output directory may
+ * be written from several hosts).
+ */
+function processScope(): string {
+  let ns = "";
+  try {
+    ns = fs.readlinkSync("/proc/self/ns/pid");
+  } catch {
+    // No /proc: the host name alone.
+  }
+  return `${os.hostname()}${ns ? `/${ns}` : ""}`.replace(/\s/g, "_");
+}
+
+/**
  * Whether the lock's process may still be a writer: alive, not this process, and (where
  * /proc tells) a Node process. A killed run's PID may be reused by something else, PID 1 of
  * a container above all; that lock is stale.
@@ -588,8 +715,14 @@ function holderAlive(pid: number): boolean {
   return argv0.startsWith("node") || cmdline.includes("gen-lab");
 }
 
+/** A lock file as it was read: its text and how long ago it was last written. */
+interface LockFile {
+  readonly text: string;
+  readonly ageMs: number;
+}
+
 /** The text of a lock file if it is a small regular file; OutputError for anything else. */
-function readLock(lock: string): string | undefined {
+function readLock(lock: string): LockFile | undefined {
   let fd: number;
   try {
     fd = fs.openSync(
@@ -605,28 +738,61 @@ function readLock(lock: string): string | undefined {
   }
   try {
     const st = fs.fstatSync(fd);
-    if (!st.isFile() || st.size > 64)
+    if (!st.isFile() || st.size > 512)
       throw new OutputError(
         `${lock} is not a lock file gen-lab wrote`,
         "if no gen-lab runs, remove it",
       );
-    return fs.readFileSync(fd, "utf8");
+    return {
+      text: fs.readFileSync(fd, "utf8"),
+      ageMs: Date.now() - st.mtimeMs,
+    };
   } finally {
     fs.closeSync(fd);
   }
 }
 
 /**
- * Take the output directory's lock, or throw OutputError if a live gen-lab holds it. A lock
- * left by a killed run (its process is gone) is taken over: moved aside under a name of our
- * own first, so that two runs finding it at once cannot both take it. Returns the release.
+ * A lock with text that is not a whole `<pid> <scope>` line: gen-lab writes its lock whole,
+ * so this is someone else's file or a lock written the old way. Young, it may be a writer
+ * still writing it: held. Older, it is stale.
+ */
+const UNREADABLE_LOCK_GRACE_MS = 10_000;
+
+/**
+ * Who holds a lock file whose writer may still be at work (for the message), or undefined for
+ * a stale lock. A lock from another host or PID namespace cannot be checked from here: held,
+ * until it is removed by hand.
+ */
+function lockHolder(held: LockFile, scope: string): string | undefined {
+  const m = /^(\d{1,10})(?: (\S{1,400}))?\n$/.exec(held.text);
+  if (!m)
+    return held.ageMs < UNREADABLE_LOCK_GRACE_MS
+      ? "another gen-lab (its lock is still being written)"
+      : undefined;
+  const [, pid, theirs] = m;
+  if (theirs !== undefined && theirs !== scope)
+    return `another gen-lab (process ${pid} on ${theirs.split("/")[0]}, in another host or container)`;
+  return holderAlive(Number(pid))
+    ? `another gen-lab (process ${pid})`
+    : undefined;
+}
+
+/**
+ * Take the output directory's lock, or throw OutputError if a live gen-lab holds it. The lock
+ * is written whole under a name of this process's own and then linked into place, so no
+ * other run ever reads it half-written. A lock left by a killed run (its process is gone) is
+ * taken over: moved aside under a name of our own first, so that two runs finding it at once
+ * cannot both take it. Returns the release.
  */
 function lockOutput(outDir: string): () => void {
   const lock = path.join(outDir, LOCK_NAME);
-  const mine = `${process.pid}\n`;
+  const scope = processScope();
+  const mine = `${process.pid} ${scope}\n`;
+  const draft = `${lock}.${process.pid}.new`;
   for (let attempt = 0; attempt < 3; attempt++) {
-    try {
-      fs.writeFileSync(lock, mine, { flag: "wx" });
+    if (placeLock(lock, draft, mine)) {
+      removeDeadDrafts(outDir);
       return () => {
         try {
           if (fs.readFileSync(lock, "utf8") === mine) fs.unlinkSync(lock);
@@ -634,34 +800,100 @@ function lockOutput(outDir: string): () => void {
           // Gone already: nothing to release.
         }
       };
-    } catch (e) {
-      if ((e as NodeJS.ErrnoException).code !== "EEXIST") throw e;
     }
-    const holder = readLock(lock);
-    if (holder === undefined) continue; // released meanwhile
-    const pid = /^\d{1,10}\n?$/.test(holder) ? Number(holder) : NaN;
-    if (holderAlive(pid))
+    const held = readLock(lock);
+    if (held === undefined) continue; // released meanwhile
+    const holder = lockHolder(held, scope);
+    if (holder)
       throw new OutputError(
-        `another gen-lab (process ${pid}) is writing ${outDir}`,
+        `${holder} is writing ${outDir}`,
         `wait for it to finish; if no gen-lab runs, remove ${lock}`,
       );
     const aside = `${lock}.${process.pid}`;
     try {
       fs.renameSync(lock, aside);
-      if (fs.readFileSync(aside, "utf8") !== holder) {
-        // Another run took the stale lock over first: give its lock back.
-        fs.renameSync(aside, lock);
-        continue;
-      }
-      fs.unlinkSync(aside);
-    } catch {
-      // Someone else moved it first; try again.
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code === "ENOENT") continue; // someone moved it first
+      throw describeFsError(e, lock);
     }
+    if (fs.readFileSync(aside, "utf8") !== held.text) {
+      // Another run took the stale lock over first: give its lock back.
+      fs.renameSync(aside, lock);
+      continue;
+    }
+    fs.unlinkSync(aside);
   }
   throw new OutputError(
     `cannot take the lock ${lock}`,
     "another gen-lab may be starting; run again",
   );
+}
+
+/** Whether the output directory holds a lock, a lock draft or a lock set aside. */
+function hasLockFiles(outDir: string): boolean {
+  try {
+    return fs.readdirSync(outDir).some((n) => n.startsWith(LOCK_NAME));
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * A killed run may leave its lock draft or a lock it was taking over under its own name
+ * (`.gen-lab.lock.<pid>.new`, `.gen-lab.lock.<pid>`): the holder of the lock removes those
+ * whose process is gone.
+ */
+function removeDeadDrafts(outDir: string): void {
+  let names: string[];
+  try {
+    names = fs.readdirSync(outDir);
+  } catch {
+    return;
+  }
+  for (const name of names) {
+    const m = /^\.gen-lab\.lock\.(\d{1,10})(?:\.new)?$/.exec(name);
+    if (!m || Number(m[1]) === process.pid || holderAlive(Number(m[1])))
+      continue;
+    try {
+      if (fs.lstatSync(path.join(outDir, name)).isFile())
+        fs.unlinkSync(path.join(outDir, name));
+    } catch {
+      // Gone meanwhile, or not ours to remove: left as is.
+    }
+  }
+}
+
+/**
+ * Create the lock with its whole text, or return false if a lock exists. The text goes to a
+ * draft file first, which link() puts in place only if the name is free: atomic, with content.
+ * On a file system without hard links, an exclusive create (whose text follows a moment
+ * later: a reader sees an empty lock, young, and takes it as held).
+ */
+function placeLock(lock: string, draft: string, text: string): boolean {
+  try {
+    fs.writeFileSync(draft, text);
+    try {
+      fs.linkSync(draft, lock);
+      return true;
+    } catch (e) {
+      const code = (e as NodeJS.ErrnoException).code;
+      if (code === "EEXIST") return false;
+      if (code !== "EPERM" && code !== "ENOTSUP" && code !== "EOPNOTSUPP")
+        throw e;
+    }
+    fs.writeFileSync(lock, text, { flag: "wx" });
+    return true;
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === "EEXIST") return false;
+    if (e instanceof OutputError) throw e;
+    throw describeFsError(e, lock);
+  } finally {
+    try {
+      fs.unlinkSync(draft);
+    } catch {
+      // Never made (the disk was full, say): nothing to remove.
+    }
+  }
 }
 
 /**
@@ -706,8 +938,8 @@ interface Staged {
 }
 
 /**
- * Build one lab's new tree beside its directory (`.<lab>.gen-lab-new`): each directory made
- * once, each file created exclusively; then the files of the old tree its manifest does not
+ * Build one lab's new tree in its staging directory beside its directory (`.<lab>.gen-lab-new`,
+ * made by the caller, empty): each directory made once, each file created exclusively; then the files of the old tree its manifest does not
  * list, which gen-lab did not write, carried over.
  */
 function buildStaging(
@@ -725,7 +957,6 @@ function buildStaging(
   }
   const carried = carriedOver(dir, lab, labFiles, dirs);
 
-  fs.mkdirSync(staging);
   for (const d of [...dirs].sort()) fs.mkdirSync(path.join(staging, d));
   for (const f of labFiles) {
     const target = path.join(staging, f.path);
@@ -759,6 +990,12 @@ function carriedOver(
   labFiles: readonly GeneratedFile[],
   generatedDirs: ReadonlySet<string>,
 ): [string, EntryKind][] {
+  const mounted = mountPointsBelow(dir);
+  if (mounted.length > 0)
+    throw new OutputError(
+      `${mounted[0]} is a mount point inside a lab directory, which gen-lab replaces as a whole`,
+      "unmount it, or mount it outside the output directory",
+    );
   const listed = new Set(readManifestPaths(dir));
   const generated = new Set(labFiles.map((f) => f.path));
   const carried: [string, EntryKind][] = [];
@@ -813,13 +1050,10 @@ function writeGroups(
   try {
     const { changes, staged } = buildAll(outDir, groups, lock);
     const leftovers = swapAll(outDir, staged);
-    // A killed run's lock, and this run had nothing to write: taken over and released, so a
-    // complete run leaves no lock behind. A live writer's lock, or one in a tree this user
-    // cannot write, stays as it is: nothing here needed it.
-    if (
-      !release &&
-      fs.lstatSync(path.join(outDir, LOCK_NAME), { throwIfNoEntry: false })
-    ) {
+    // A killed run's lock (or lock draft), and this run had nothing to write: taken over and
+    // released, so a complete run leaves no lock behind. A live writer's lock, or one in a
+    // tree this user cannot write, stays as it is: nothing here needed it.
+    if (!release && hasLockFiles(outDir)) {
       try {
         lock();
       } catch {
@@ -856,18 +1090,22 @@ function buildAll(
   const changes: TreeChange[] = [];
   const staged: Staged[] = [];
   let at = outDir;
+  let half: string | undefined;
   try {
     const umask = currentUmask();
     for (const [lab, labFiles] of groups) {
       at = path.join(outDir, lab);
+      // A killed run's leftovers are recovered only under the lock: without it, they may be
+      // another writer's tree, in the middle of being built or swapped.
       if (
         fs.lstatSync(path.join(outDir, oldName(lab)), {
           throwIfNoEntry: false,
         }) ||
         fs.lstatSync(path.join(outDir, newName(lab)), { throwIfNoEntry: false })
-      )
+      ) {
         lock();
-      recoverInterrupted(outDir, lab);
+        recoverInterrupted(outDir, lab);
+      }
       const c = fs.existsSync(at)
         ? compareLab(outDir, lab, labFiles, "write")
         : // Nothing to compare with: every file is new (the common case of a fresh output tree).
@@ -888,12 +1126,16 @@ function buildAll(
       if (c.added.length + c.changed.length + c.removed.length === 0) continue;
       lock();
       at = path.join(outDir, newName(lab));
+      // Ours once made: an error removes only a staging tree this run made.
+      fs.mkdirSync(at);
+      half = at;
       staged.push(buildStaging(outDir, lab, labFiles, umask));
+      half = undefined;
     }
   } catch (e) {
     // Nothing swapped in yet: drop every new tree, including a half-built one.
     for (const s of staged) removeTreeQuietly(s.staging);
-    if (at.endsWith(".gen-lab-new")) removeTreeQuietly(at);
+    if (half !== undefined) removeTreeQuietly(half);
     if (e instanceof OutputError) throw e;
     if ((e as NodeJS.ErrnoException).code) throw describeFsError(e, at);
     throw e;
@@ -945,7 +1187,10 @@ function swapAll(
     try {
       removeTree(old);
     } catch (e) {
-      leftovers.set(lab, describeFsError(e, old).message);
+      leftovers.set(
+        lab,
+        e instanceof OutputError ? e.message : describeFsError(e, old).message,
+      );
     }
   }
   return leftovers;

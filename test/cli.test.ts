@@ -432,6 +432,148 @@ test("one writer at a time: a live run's lock refuses, a killed run's lock is ta
   }
 });
 
+test("locks: one still being written, or from another host or container, is held; dead drafts go", () => {
+  const { dir, cleanup } = tempDir();
+  try {
+    const out = path.join(dir, "out");
+    fs.mkdirSync(out);
+    const lock = path.join(out, ".gen-lab.lock");
+    // An empty lock is one a writer is still writing (gen-lab links its lock in whole, but a
+    // file system without hard links falls back to create-then-write): young, it is held.
+    fs.writeFileSync(lock, "");
+    assertRefused(runCli([FOO, "-o", out]), /its lock is still being written/);
+    // Old, it is some killed run's: taken over.
+    const past = new Date(Date.now() - 60_000);
+    fs.utimesSync(lock, past, past);
+    let r = runCli([FOO, "-o", out, "-q"]);
+    assert.is(r.status, 0, r.stderr);
+    assert.equal(fs.readdirSync(out), ["foo"]);
+    // A PID from another host or PID namespace cannot be checked from here: held (by a run
+    // that has something to write).
+    fs.rmSync(path.join(out, "foo"), { recursive: true });
+    fs.writeFileSync(lock, `${process.pid} elsewhere/pid:[4026531836]\n`);
+    assertRefused(
+      runCli([FOO, "-o", out]),
+      /process \d+ on elsewhere, in another host or container\) is writing/,
+    );
+    fs.unlinkSync(lock);
+    // A killed run's draft and set-aside lock: removed by the next run, even one that has
+    // nothing to write; a live process's draft stays.
+    const dead = spawnSync(
+      process.execPath,
+      ["-e", "process.stdout.write(String(process.pid))"],
+      {
+        encoding: "utf8",
+      },
+    );
+    const deadPid = dead.stdout.trim();
+    fs.writeFileSync(`${lock}.${deadPid}.new`, `${deadPid} x\n`);
+    fs.writeFileSync(`${lock}.${deadPid}`, `${deadPid} x\n`);
+    fs.writeFileSync(`${lock}.${process.pid}.new`, `${process.pid} x\n`);
+    r = runCli([FOO, "-o", out, "-q"]);
+    assert.is(r.status, 0, r.stderr);
+    assert.equal(fs.readdirSync(out).sort(), [
+      `.gen-lab.lock.${process.pid}.new`,
+      "foo",
+    ]);
+  } finally {
+    cleanup();
+  }
+});
+
+test("the manifest on disk is read only as a small regular file: a FIFO, /dev/zero or a link outside never hang or leak", () => {
+  const { dir, cleanup } = tempDir();
+  try {
+    const out = path.join(dir, "out");
+    const secret = path.join(dir, "secret");
+    fs.writeFileSync(
+      secret,
+      JSON.stringify({ generator: "gen-lab", files: [{ path: "keep.me" }] }),
+    );
+    for (const plant of [
+      (m: string) => spawnSync("mkfifo", [m]),
+      (m: string) => fs.symlinkSync("/dev/zero", m),
+      (m: string) => fs.symlinkSync(secret, m),
+    ]) {
+      fs.rmSync(out, { recursive: true, force: true });
+      assert.is(runCli([FOO, "-o", out, "-q"]).status, 0);
+      const manifest = path.join(out, "foo", ".gen-lab-manifest.json");
+      fs.unlinkSync(manifest);
+      plant(manifest);
+      // A manifest that is not gen-lab's lists nothing: a user file is carried, not removed.
+      fs.writeFileSync(path.join(out, "foo", "keep.me"), "mine\n");
+      const check = runCli([FOO, "-o", out, "--check"]);
+      assert.is(check.status, 1, check.stderr);
+      assert.match(check.stdout + check.stderr, /\.gen-lab-manifest\.json/);
+      const r = runCli([FOO, "-o", out, "-q"]);
+      assert.is(r.status, 0, r.stderr);
+      assert.ok(fs.lstatSync(manifest).isFile(), "a real manifest again");
+      assert.is(
+        fs.readFileSync(path.join(out, "foo", "keep.me"), "utf8"),
+        "mine\n",
+      );
+    }
+  } finally {
+    cleanup();
+  }
+});
+
+test("a huge file at a generated path is drift, not a crash; a write replaces it", () => {
+  const { dir, cleanup } = tempDir();
+  try {
+    const out = path.join(dir, "out");
+    assert.is(runCli([FOO, "-o", out, "-q"]).status, 0);
+    const readme = path.join(out, "foo", "README.md");
+    fs.truncateSync(readme, 20 * 1024 * 1024);
+    const check = runCli([FOO, "-o", out, "--check"]);
+    assert.is(check.status, 1, check.stderr);
+    assert.match(check.stdout, /20971520 bytes, too large to show/);
+    const r = runCli([FOO, "-o", out, "-q"]);
+    assert.is(r.status, 0, r.stderr);
+    assert.is(runCli([FOO, "-o", out, "--check"]).status, 0);
+  } finally {
+    cleanup();
+  }
+});
+
+test("a mount point inside a lab directory is refused before anything changes, and never emptied", () => {
+  const { dir, cleanup } = tempDir();
+  const precious = path.join(dir, "precious");
+  const mnt = path.join(dir, "out", "foo", "mnt");
+  let mounted = false;
+  try {
+    const out = path.join(dir, "out");
+    const before = fs.readFileSync(FOO, "utf8");
+    const changedLab = path.join(dir, "foo.yaml");
+    fs.writeFileSync(
+      changedLab,
+      before.replace(/schedule: .*/, 'schedule: "5 */4 * * *"'),
+    );
+    assert.is(runCli([FOO, "-o", out, "-q"]).status, 0);
+    fs.mkdirSync(precious);
+    fs.writeFileSync(path.join(precious, "p1"), "x\n");
+    fs.mkdirSync(mnt);
+    const m = spawnSync("mount", ["--bind", precious, mnt], {
+      encoding: "utf8",
+    });
+    assert.is(m.status, 0, `mount --bind (the tests run as root): ${m.stderr}`);
+    mounted = true;
+    assertRefused(
+      runCli([changedLab, "-o", out]),
+      /is a mount point inside a lab directory/,
+    );
+    assert.equal(fs.readdirSync(precious), ["p1"]);
+    assert.equal(
+      fs.readdirSync(out).filter((e) => e !== "foo"),
+      [],
+      "no staging left",
+    );
+  } finally {
+    if (mounted) spawnSync("umount", [mnt]);
+    cleanup();
+  }
+});
+
 test("--check never reads through a symbolic link inside the lab directory", () => {
   const { dir, cleanup } = tempDir();
   try {

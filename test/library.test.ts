@@ -144,6 +144,28 @@ test("generate() of many labs (rendered in batches) equals each lab's generateLa
   }
 });
 
+test("checkTree and writeTree compare bytes: an invalid byte is drift, even where the text decodes alike", () => {
+  const { dir, cleanup } = tempDir();
+  try {
+    const files = [{ path: "x/a.txt", mode: 0o644, contents: "a\uFFFDb\n" }];
+    writeTree(dir, files);
+    // 0xFF decodes to U+FFFD too: only the bytes tell the difference.
+    fs.writeFileSync(
+      path.join(dir, "x", "a.txt"),
+      Buffer.from([0x61, 0xff, 0x62, 0x0a]),
+    );
+    assert.equal(checkTree(dir, files).changes[0]!.changed, ["x/a.txt"]);
+    assert.equal(writeTree(dir, files)[0]!.changed, ["x/a.txt"]);
+    assert.equal(
+      fs.readFileSync(path.join(dir, "x", "a.txt"), "utf8"),
+      "a\uFFFDb\n",
+    );
+    assert.equal(checkTree(dir, files).changes[0]!.changed, []);
+  } finally {
+    cleanup();
+  }
+});
+
 test("writeLabTrees (a batch of labs at a time) writes and reports exactly what writeTree(generate()) does, under any umask", () => {
   // Names where directory order and path order could disagree: "ab" sorts before "ab0", but
   // "ab0/..." before "ab/..." would not; both writers must agree with generate()'s path order.
