@@ -935,6 +935,22 @@ interface Staged {
   readonly lab: string;
   readonly dir: string;
   readonly staging: string;
+  /**
+   * The user's files and links carried over, each with what it was when copied (size, time
+   * and inode of a file; the target of a link): one that differs when the old tree is removed
+   * was changed during the run, and is moved into the new tree instead.
+   */
+  readonly carried: ReadonlyMap<string, string>;
+  /** Paths of the old tree that are gen-lab's: listed by its manifest, or generated now. */
+  readonly owned: ReadonlySet<string>;
+}
+
+/** What a carried file or link was when it was copied (see {@link Staged.carried}). */
+function carriedState(file: string): string {
+  const st = fs.lstatSync(file);
+  return st.isSymbolicLink()
+    ? `link ${fs.readlinkSync(file)}`
+    : `file ${st.size} ${st.mtimeMs} ${st.ino}`;
 }
 
 /**
@@ -955,7 +971,7 @@ function buildStaging(
     for (let i = f.path.indexOf("/"); i >= 0; i = f.path.indexOf("/", i + 1))
       dirs.add(f.path.slice(0, i));
   }
-  const carried = carriedOver(dir, lab, labFiles, dirs);
+  const { carried, owned } = carriedOver(dir, lab, labFiles, dirs);
 
   for (const d of [...dirs].sort()) fs.mkdirSync(path.join(staging, d));
   for (const f of labFiles) {
@@ -964,24 +980,51 @@ function buildStaging(
     // The contract fixes modes exactly; only a umask that narrows this one needs a chmod.
     if ((f.mode & ~umask) !== f.mode) fs.chmodSync(target, f.mode);
   }
+  const asRoot = process.getuid?.() === 0;
+  const states = new Map<string, string>();
+  // Hard links among the carried files stay links to one file: by device and inode.
+  const firstCopy = new Map<string, string>();
+  // Directories that exist only for carried entries: they get their old mode and owner.
+  const userDirs = new Set<string>();
   for (const [rel, kind] of carried) {
+    const source = path.join(dir, rel);
     const target = path.join(staging, rel);
+    for (let i = rel.indexOf("/"); i >= 0; i = rel.indexOf("/", i + 1))
+      if (!dirs.has(rel.slice(0, i))) userDirs.add(rel.slice(0, i));
     if (kind === "empty directory") {
       fs.mkdirSync(target, { recursive: true });
+      userDirs.add(rel);
       continue;
     }
     fs.mkdirSync(path.dirname(target), { recursive: true });
-    fs.cpSync(path.join(dir, rel), target, {
+    const st = fs.lstatSync(source);
+    states.set(rel, carriedState(source));
+    const inode = `${st.dev}:${st.ino}`;
+    const sibling = st.nlink > 1 ? firstCopy.get(inode) : undefined;
+    if (sibling !== undefined) {
+      fs.linkSync(sibling, target);
+      continue;
+    }
+    fs.cpSync(source, target, {
       preserveTimestamps: true,
       verbatimSymlinks: true,
     });
+    if (st.nlink > 1) firstCopy.set(inode, target);
+    if (asRoot) fs.lchownSync(target, st.uid, st.gid);
   }
-  return { lab, dir, staging };
+  // Deepest first, after everything is in place: a directory made read-only is filled already.
+  for (const d of [...userDirs].sort().reverse()) {
+    const st = fs.lstatSync(path.join(dir, d));
+    const target = path.join(staging, d);
+    if (asRoot) fs.lchownSync(target, st.uid, st.gid);
+    fs.chmodSync(target, st.mode & 0o7777);
+  }
+  return { lab, dir, staging, carried: states, owned };
 }
 
 /**
  * What of the old tree gen-lab did not write (its manifest does not list it) and carries over
- * into the new one: files, links and empty directories. Refuses (OutputError) what it cannot
+ * into the new one: files, links and empty directories; and the paths that are gen-lab's. Refuses (OutputError) what it cannot
  * carry: a FIFO, socket or device, and anything in the way of a generated file or directory.
  */
 function carriedOver(
@@ -989,7 +1032,7 @@ function carriedOver(
   lab: string,
   labFiles: readonly GeneratedFile[],
   generatedDirs: ReadonlySet<string>,
-): [string, EntryKind][] {
+): { carried: [string, EntryKind][]; owned: Set<string> } {
   const mounted = mountPointsBelow(dir);
   if (mounted.length > 0)
     throw new OutputError(
@@ -1020,7 +1063,7 @@ function carriedOver(
       );
     carried.push([rel, kind]);
   }
-  return carried;
+  return { carried, owned: new Set([...listed, ...generated]) };
 }
 
 /**
@@ -1182,10 +1225,11 @@ function swapAll(
     throw describeFsError(e, outDir);
   }
   const leftovers = new Map<string, string>();
-  for (const { lab, old } of swapped) {
+  for (const s of swapped) {
+    const { lab, old } = s;
     if (!old) continue;
     try {
-      removeTree(old);
+      removeOldTree(old, s);
     } catch (e) {
       leftovers.set(
         lab,
@@ -1194,6 +1238,40 @@ function swapAll(
     }
   }
   return leftovers;
+}
+
+/**
+ * Remove a lab's previous tree after its swap. A file or link of the user's that is new there,
+ * or changed, since it was carried over (saved while this run wrote, say) is moved into the new
+ * tree instead of removed: only gen-lab's files and the unchanged copies of the user's go.
+ */
+function removeOldTree(old: string, s: Staged): void {
+  const mounted = mountPointsBelow(old);
+  if (mounted.length > 0)
+    throw new OutputError(
+      `${mounted[0]} is mounted inside ${old}, which gen-lab would remove`,
+      `unmount it, then remove ${old} or run again`,
+    );
+  const device = fs.lstatSync(old).dev;
+  const walk = (rel: string): void => {
+    const here = rel === "" ? old : path.join(old, rel);
+    for (const e of fs.readdirSync(here, { withFileTypes: true })) {
+      const r = rel === "" ? e.name : `${rel}/${e.name}`;
+      const full = path.join(old, r);
+      if (e.isDirectory()) {
+        if (fs.lstatSync(full).dev === device) walk(r);
+        fs.rmdirSync(full);
+      } else if (s.owned.has(r) || s.carried.get(r) === carriedState(full)) {
+        fs.unlinkSync(full);
+      } else {
+        const target = path.join(s.dir, r);
+        makeDirectories(path.dirname(target));
+        fs.renameSync(full, target);
+      }
+    }
+  };
+  walk("");
+  fs.rmdirSync(old);
 }
 
 /**

@@ -8,7 +8,8 @@ import { test } from "uvu";
 import * as assert from "uvu/assert";
 import { spawn, spawnSync } from "node:child_process";
 import { once } from "node:events";
-import { otherLab, ROOT, readTree, runCli, tempDir } from "./helpers.js";
+import { syntheticLabs } from "../scripts/synthetic-labs.mjs";
+import { BIN, otherLab, ROOT, readTree, runCli, tempDir } from "./helpers.js";
 
 const FOO = path.join(ROOT, "labs", "foo.yaml");
 
@@ -570,6 +571,112 @@ test("a mount point inside a lab directory is refused before anything changes, a
     );
   } finally {
     if (mounted) spawnSync("umount", [mnt]);
+    cleanup();
+  }
+});
+
+test("the user's files carried into a rewritten lab keep their modes, owners and hard links", () => {
+  const { dir, cleanup } = tempDir();
+  try {
+    const out = path.join(dir, "out");
+    const changedLab = path.join(dir, "foo.yaml");
+    fs.writeFileSync(
+      changedLab,
+      fs
+        .readFileSync(FOO, "utf8")
+        .replace(/schedule: .*/, 'schedule: "5 */4 * * *"'),
+    );
+    assert.is(runCli([FOO, "-o", out, "-q"]).status, 0);
+    const lab = path.join(out, "foo");
+    fs.mkdirSync(path.join(lab, "private"), { mode: 0o700 });
+    fs.writeFileSync(path.join(lab, "private", "token"), "t\n", {
+      mode: 0o600,
+    });
+    fs.mkdirSync(path.join(lab, "drop"));
+    fs.chmodSync(path.join(lab, "drop"), 0o1777);
+    fs.mkdirSync(path.join(lab, "runners", "foo-1", "notes"));
+    fs.chmodSync(path.join(lab, "runners", "foo-1", "notes"), 0o750);
+    fs.writeFileSync(path.join(lab, "a"), "same\n");
+    fs.linkSync(path.join(lab, "a"), path.join(lab, "runners", "b"));
+    const root = process.getuid?.() === 0;
+    if (root) fs.chownSync(path.join(lab, "private", "token"), 1000, 1000);
+
+    const r = runCli([changedLab, "-o", out, "-q"]);
+    assert.is(r.status, 0, r.stderr);
+    const mode = (p: string) => fs.lstatSync(path.join(lab, p)).mode & 0o7777;
+    assert.is(mode("private"), 0o700);
+    assert.is(mode("private/token"), 0o600);
+    assert.is(mode("drop"), 0o1777);
+    assert.is(mode("runners/foo-1/notes"), 0o750);
+    assert.is(
+      mode("runners/foo-1"),
+      0o755,
+      "a generated directory keeps its own mode",
+    );
+    const a = fs.statSync(path.join(lab, "a"));
+    const b = fs.statSync(path.join(lab, "runners", "b"));
+    assert.is(a.ino, b.ino, "still one file");
+    assert.is(a.nlink, 2);
+    if (root) {
+      const token = fs.statSync(path.join(lab, "private", "token"));
+      assert.equal([token.uid, token.gid], [1000, 1000]);
+    }
+  } finally {
+    cleanup();
+  }
+});
+
+test("a file the user saves into a lab directory while gen-lab rewrites it is kept", async () => {
+  const { dir, cleanup } = tempDir();
+  try {
+    // Enough labs that the first is staged well before the last, when the swaps begin.
+    const labs = syntheticLabs(150);
+    const v0 = path.join(dir, "v0");
+    const v1 = path.join(dir, "v1");
+    fs.mkdirSync(v0);
+    fs.mkdirSync(v1);
+    for (const l of labs) {
+      fs.writeFileSync(path.join(v0, l.file), l.text);
+      fs.writeFileSync(
+        path.join(v1, l.file),
+        l.text.replace("0 */4 * * *", "5 */4 * * *"),
+      );
+    }
+    const out = path.join(dir, "out");
+    const files = (d: string) => labs.map((l) => path.join(d, l.file));
+    assert.is(runCli([...files(v0), "-o", out, "-q"]).status, 0);
+    const first = [...labs.map((l) => l.name)].sort()[0]!;
+    fs.writeFileSync(path.join(out, first, "edited"), "before\n");
+
+    const child = spawn(
+      process.execPath,
+      [BIN, ...files(v1), "-o", out, "-q"],
+      {
+        stdio: ["ignore", "ignore", "pipe"],
+      },
+    );
+    let stderr = "";
+    child.stderr.on("data", (d: Buffer) => (stderr += d.toString()));
+    const exited = once(child, "exit");
+    const staging = path.join(out, `.${first}.gen-lab-new`);
+    let seen = false;
+    for (let i = 0; i < 4000 && !seen && child.exitCode === null; i++) {
+      if (fs.existsSync(staging)) seen = true;
+      else await new Promise((r) => setTimeout(r, 2));
+    }
+    assert.ok(seen, "the first lab was staged while the others were rendered");
+    // Saved while the run builds the other labs: after this lab was copied, before its swap.
+    fs.writeFileSync(path.join(out, first, "saved"), "new\n");
+    fs.writeFileSync(path.join(out, first, "edited"), "after\n");
+    const [code] = await exited;
+    assert.is(code, 0, stderr);
+    assert.is(fs.readFileSync(path.join(out, first, "saved"), "utf8"), "new\n");
+    assert.is(
+      fs.readFileSync(path.join(out, first, "edited"), "utf8"),
+      "after\n",
+    );
+    assert.is(runCli([...files(v1), "-o", out, "--check"]).status, 0);
+  } finally {
     cleanup();
   }
 });
