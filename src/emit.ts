@@ -669,7 +669,9 @@ function describeFsError(e: unknown, target: string): OutputError {
   return new OutputError(
     `${verb} ${failed ?? target}: ${reason}`,
     verb === "cannot remove" && (code === "EACCES" || code === "EPERM")
-      ? "make its directory writable (chmod u+w), or remove it by hand"
+      ? code === "EPERM"
+        ? "make it and its directory changeable (chattr -i -a, chmod u+w), or remove it by hand"
+        : "make its directory writable (chmod u+w), or remove it by hand"
       : hint,
   );
 }
