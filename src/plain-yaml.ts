@@ -78,12 +78,16 @@ const OUTSIDE_SUBSET: readonly RegExp[] = [
   /\?(?:\s|$)/, // an explicit, possibly complex, key
   // A flow collection as a key (js-yaml turns it into a string), its `:` maybe on a later line.
   // A flow mapping's key may also come without `:` (`{a, [b]}`): see keysAreNames.
-  /[\]}](?:\s|#[^\n]*)*:/,
+  // Written so that each character can be read one way only: `(?:\s|#[^\n]*)*:` (the same
+  // language) backtracks exponentially over a run of `#`.
+  /[\]}]\s*(?:#[^\n]*\n\s*)*(?:#[^\n]*)?:/,
   /["'[\]{},:]#/, // `yaml` wants a space before a comment; js-yaml reads `{#` as one
   /^[ \t]*#\S/m, // `yaml` rejects a value on the line after a `#c` comment line (not `# c`)
   // A line that is neither a key, a list entry, a comment, a bracket nor `---`: a scalar below
   // its key or a continued one. After comment lines `yaml` rejects some that js-yaml reads.
-  /^[ \t]*(?!-(?:[ \t\r]|$)|---(?:[ \t\r]|$)|[#[\]{},]|[^\n]*:(?:[ \t\r]|$))\S/m,
+  // The indentation is taken whole (a lookahead and a backreference: an atomic group), or each
+  // shorter indentation would scan the line again.
+  /^(?=([ \t]*))\1(?!-(?:[ \t\r]|$)|---(?:[ \t\r]|$)|[#[\]{},]|[^\n]*:(?:[ \t\r]|$))\S/m,
   // An anchor (after `"k":` too, in flow), so maybe aliases: js-yaml shares the aliased
   // object, `yaml` copies it and counts the copies.
   /(?:^|[\s[{,:])&\S/m,
@@ -113,7 +117,8 @@ const NAME_KEY = /^[A-Za-z][A-Za-z0-9_-]{0,63}$/;
 export function readPlainYaml(
   text: string,
 ): Record<string, unknown> | undefined {
-  if (OUTSIDE_SUBSET.some((re) => re.test(text)) || hasLongLine(text))
+  // Long lines first: every pattern then scans lines of at most 1,024 characters.
+  if (hasLongLine(text) || OUTSIDE_SUBSET.some((re) => re.test(text)))
     return undefined;
   let warned = false;
   let data: unknown;

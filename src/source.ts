@@ -109,7 +109,9 @@ export function parseLabSource(
   // YAML allows a lone carriage return as a line break (old Mac files); the yaml package
   // reads it as content. One character for one keeps every offset.
   if (text.includes("\r")) text = text.replace(/\r(?!\n)/g, "\n");
-  if (text.trim() === "" || /^(\s*(#.*)?\n?)*$/.test(text)) {
+  // Line by line: one pattern over the whole text, `^(\s*(#.*)?\n?)*$`, backtracks
+  // exponentially over a run of blank lines that ends in something else.
+  if (text.split("\n").every((line) => /^\s*(?:#.*)?$/.test(line))) {
     return fail(
       "file is empty",
       "start from labs/foo.yaml, the documented example of lab format version 1",

@@ -433,6 +433,33 @@ test("one writer at a time: a live run's lock refuses, a killed run's lock is ta
   }
 });
 
+test("ordinary comment styles read in linear time: a #### banner after a bracket, a long header", () => {
+  const { dir, cleanup } = tempDir();
+  try {
+    const text = fs.readFileSync(FOO, "utf8");
+    // Each used to take time exponential in its length: hours for these.
+    const banner = text.replace(
+      /^( {2}cidrs: \[[^\]\n]*\]).*\n/m,
+      `$1\n  ${"#".repeat(80)}\n`,
+    );
+    assert.is.not(banner, text, "the banner follows a line ending in ]");
+    const header = `${"#\n".repeat(40)}${"  \n".repeat(40)}${text}`;
+    for (const [name, lab] of [
+      ["banner", banner],
+      ["header", header],
+    ] as const) {
+      const file = path.join(dir, "foo.yaml");
+      fs.writeFileSync(file, lab);
+      const t = Date.now();
+      const r = runCli([file, "-o", path.join(dir, name), "-q"]);
+      assert.is(r.status, 0, `${name}: ${r.stderr}`);
+      assert.ok(Date.now() - t < 30_000, `${name}: ${Date.now() - t} ms`);
+    }
+  } finally {
+    cleanup();
+  }
+});
+
 test("locks: one still being written, or from another host or container, is held; dead drafts go", () => {
   const { dir, cleanup } = tempDir();
   try {
