@@ -1182,7 +1182,9 @@ function buildAll(
     for (const s of staged) removeTreeQuietly(s.staging);
     if (half !== undefined) removeTreeQuietly(half);
     if (e instanceof OutputError) throw e;
-    if ((e as NodeJS.ErrnoException).code) throw describeFsError(e, at);
+    // A failed system call is about the output directory; anything else (a renderer's bug)
+    // is an internal error, not the user's to fix.
+    if ((e as NodeJS.ErrnoException).syscall) throw describeFsError(e, at);
     throw e;
   }
   return { changes, staged };

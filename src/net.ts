@@ -1,3 +1,4 @@
+import { domainToASCII } from "node:url";
 import ipaddr from "ipaddr.js";
 
 /** An IPv4 network as the first and last address (as unsigned 32-bit numbers) plus its text. */
@@ -129,7 +130,17 @@ export function dnsNameProblem(name: string): string | undefined {
     if (label.startsWith("-") || label.endsWith("-"))
       return `label ${JSON.stringify(label)} starts or ends with a hyphen`;
   }
-  if (/^\d+$/.test(labels[labels.length - 1]!))
+  const last = labels[labels.length - 1]!;
+  // URL parsers (WHATWG's, which `new URL` and browsers follow) read a host whose last label
+  // is a number, decimal or 0x hex, as an IPv4 address.
+  if (/^\d+$/.test(last))
     return "its last label is all digits, which makes it an IP address, not a name";
+  if (/^0x[0-9a-f]*$/.test(last))
+    return "its last label reads as a hex number, which makes it an IP address, not a name";
+  // An `xn--` label is the ASCII form of an internationalized one: it must decode.
+  if (domainToASCII(name) === "")
+    return labels.some((l) => l.startsWith("xn--"))
+      ? "an xn-- label is not valid punycode (IDNA)"
+      : "URL parsers do not accept it as a host name (IDNA)";
   return undefined;
 }

@@ -152,6 +152,8 @@ export function urlProblem(text: string, rules: UrlRules): string | undefined {
     return "it names a server but no repository path";
   if (query !== undefined) return "it has a query string";
   if (fragment !== undefined) return "it has a fragment";
+  // The renderers read it with `new URL`, as its consumers do: it must parse there too.
+  if (!URL.canParse(text)) return "URL parsers do not accept it";
   return undefined;
 }
 

@@ -1040,13 +1040,19 @@ function checkBucketsAndPipeline(r: Reporter, lab: LabInput): void {
     // extra is merged flat into the trigger's gitrepo-trigger entry: it must not replace what
     // the trigger sets itself, nor use gitrepo-trigger's own dotted keys (.extends).
     for (const key of Object.keys(t.extra ?? {})) {
-      if (TRIGGER_OWN_KEYS.includes(key) || key.startsWith("."))
+      if (
+        TRIGGER_OWN_KEYS.includes(key) ||
+        TRIGGER_SHARED_KEYS.has(key) ||
+        key.startsWith(".")
+      )
         r.error(
           ["pipeline", "triggers", i, "extra", key],
           `extra key ${JSON.stringify(key)} is not a pipeline variable gen-lab can pass through`,
           key.startsWith(".")
             ? "keys starting with a dot are gitrepo-trigger's own: remove it"
-            : `set ${key} on the trigger itself, not in extra`,
+            : TRIGGER_SHARED_KEYS.has(key)
+              ? `gen-lab writes ${key} for every trigger from ${TRIGGER_SHARED_KEYS.get(key)}: set it there`
+              : `set ${key} on the trigger itself, not in extra`,
           { key: true },
         );
     }
@@ -1064,6 +1070,16 @@ function checkBucketsAndPipeline(r: Reporter, lab: LabInput): void {
 
 /** Keys of a gitrepo-trigger entry that each trigger sets from its own fields. */
 const TRIGGER_OWN_KEYS: readonly string[] = ["git_url", "branch"];
+
+/**
+ * Keys gen-lab writes into the `.default` entry every trigger inherits, with the lab field
+ * each comes from: an `extra` key of the same name would override it unchecked.
+ */
+const TRIGGER_SHARED_KEYS: ReadonlyMap<string, string> = new Map([
+  ["cki_pipeline_project", "pipeline.project"],
+  ["gitlab_url", "pipeline.gitlab_url"],
+  ["runner_tags", "pipeline.runner_tags"],
+]);
 
 function pairwise<T>(items: readonly T[], f: (a: T, b: T) => void): void {
   for (let j = 1; j < items.length; j++)

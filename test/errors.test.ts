@@ -288,6 +288,28 @@ const cases: Case[] = [
     message: /link-local/,
   },
   {
+    rule: "a host with an xn-- label that is not punycode",
+    text: edit(
+      FOO,
+      "url: https://beaker.foo.example.com",
+      "url: https://xn--a.foo.example.com",
+    ),
+    path: "beaker.url",
+    at: /url: https:\/\/xn--a\.foo/,
+    message: /not valid punycode/,
+  },
+  {
+    rule: "a host whose last label reads as a hex number",
+    text: edit(
+      FOO,
+      "gitlab_url: https://gitlab.com",
+      "gitlab_url: https://gitlab.0x10",
+    ),
+    path: "pipeline.gitlab_url",
+    at: /gitlab_url: https:\/\/gitlab\.0x10/,
+    message: /hex number/,
+  },
+  {
     rule: "beaker outside the intranet domains",
     text: edit(
       FOO,

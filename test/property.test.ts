@@ -233,7 +233,11 @@ test("pass-through strings: a YAML 1.2 reader and PyYAML get back exactly the tr
       labParams,
       fc.dictionary(extraKey, extraValue, { maxKeys: 6 }),
       (p, extra) => {
-        fc.pre(!("git_url" in extra) && !("branch" in extra));
+        fc.pre(
+          !["git_url", "branch", "gitlab_url", "runner_tags"].some(
+            (k) => k in extra,
+          ),
+        );
         const lab = buildLab(p) as { pipeline: { triggers: Json[] } };
         const trigger = lab.pipeline.triggers[0] as Record<string, Json>;
         trigger["extra"] = extra;

@@ -371,6 +371,15 @@ const invalid: { what: string; text: string; error: RegExp }[] = [
     error: /^pipeline\.triggers\[0\]\.extra\.branch: extra key "branch"/,
   },
   {
+    what: "extra overrides what every trigger inherits (gitlab_url, with a password)",
+    text: FOO.replace(
+      'extra: { architectures: "x86_64 aarch64" }',
+      'extra: { gitlab_url: "https://user:pw@evil.example.com" }',
+    ),
+    error:
+      /^pipeline\.triggers\[0\]\.extra\.gitlab_url: extra key "gitlab_url".*/,
+  },
+  {
     what: "extra uses gitrepo-trigger's .extends",
     text: FOO.replace(
       'extra: { architectures: "x86_64 aarch64" }',
