@@ -78,3 +78,10 @@ export function sortDiagnostics(list: readonly Diagnostic[]): Diagnostic[] {
       codePointOrder(a.message, b.message),
   );
 }
+
+/**
+ * A file with hundreds of problems is not a lab file with typos (a values file given by
+ * mistake, say): the first hundred are shown, the rest counted. Each shown one is located in
+ * the text, which for a large file would otherwise cost time per problem.
+ */
+export const MAX_DIAGNOSTICS_PER_FILE = 100;

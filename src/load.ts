@@ -44,20 +44,20 @@ export function checkLabs(texts: readonly LabText[]): CheckResult {
     }
     const parsed = parseLabSource(file, text);
     if (!parsed.ok) {
-      diagnostics.push(...parsed.diagnostics);
+      for (const d of parsed.diagnostics) diagnostics.push(d);
       continue;
     }
     const shape = checkShape(parsed.source);
-    diagnostics.push(...shape.diagnostics);
+    for (const d of shape.diagnostics) diagnostics.push(d);
     if (!shape.input) continue;
     const rules = checkLab(parsed.source, shape.input);
-    diagnostics.push(...rules);
+    for (const d of rules) diagnostics.push(d);
     // The cross-lab rules only need the text and the input; the tree can go.
     parsed.source.compact();
     if (!rules.some((d) => d.severity === "error"))
       checked.push({ source: parsed.source, input: shape.input });
   }
-  diagnostics.push(...checkLabSet(checked));
+  for (const d of checkLabSet(checked)) diagnostics.push(d);
   const sorted = sortDiagnostics(diagnostics);
   if (sorted.some((d) => d.severity === "error"))
     return { labs: undefined, diagnostics: sorted };

@@ -9,7 +9,7 @@ import {
   type Document,
   type Node,
 } from "yaml";
-import type { Diagnostic } from "./diagnostics.js";
+import { MAX_DIAGNOSTICS_PER_FILE, type Diagnostic } from "./diagnostics.js";
 import { readPlainYaml } from "./plain-yaml.js";
 
 /** A YAML path: mapping keys and sequence indexes from the document root. */
@@ -48,6 +48,27 @@ const MAX_ALIAS_COUNT = 100;
 
 export type ParseResult =
   { ok: true; source: LabSource } | { ok: false; diagnostics: Diagnostic[] };
+
+/**
+ * The first MAX_DIAGNOSTICS_PER_FILE problems as diagnostics, then one line counting the rest:
+ * a file of 300,000 stray quotes has as many syntax errors, and nobody reads them all.
+ */
+function capped<T>(
+  problems: readonly T[],
+  toDiagnostic: (p: T) => Diagnostic,
+): Diagnostic[] {
+  const shown = problems.slice(0, MAX_DIAGNOSTICS_PER_FILE).map(toDiagnostic);
+  const more = problems.length - shown.length;
+  if (more > 0) {
+    const last = shown[shown.length - 1]!;
+    shown.push({
+      ...last,
+      message: `${more} more problems in this file are not shown`,
+      hint: "fix the ones shown first; is this a lab file?",
+    });
+  }
+  return shown;
+}
 
 /**
  * Parse the text of one lab file. Never throws for bad input: every problem comes back as a
@@ -140,11 +161,11 @@ export function parseLabSource(
       hint,
     };
   };
-  const problems = [...doc.errors];
+  const problems = doc.errors;
   if (problems.length > 0) {
     return {
       ok: false,
-      diagnostics: problems.map((e) => {
+      diagnostics: capped(problems, (e) => {
         const [message, hint] =
           e.code === "DUPLICATE_KEY"
             ? [
@@ -169,7 +190,9 @@ export function parseLabSource(
   if (structural.length > 0) {
     return {
       ok: false,
-      diagnostics: structural.map((p) => errorAt(p.offset, p.message, p.hint)),
+      diagnostics: capped(structural, (p) =>
+        errorAt(p.offset, p.message, p.hint),
+      ),
     };
   }
 
@@ -244,7 +267,8 @@ function parseTree(text: string): Tree {
     lineCounter,
     // YAML 1.2 core schema: `no` stays a string and `0600` stays a number, as a reader expects.
     version: "1.2",
-    uniqueKeys: true,
+    // Duplicate keys are found by structureProblems, in linear time.
+    uniqueKeys: false,
     prettyErrors: false,
     strict: true,
   });
@@ -311,7 +335,9 @@ function structureProblems(doc: Document): StructureProblem[] {
       });
     }
     if (isMap(node)) {
-      const seen = new Set<string>();
+      // Every key's text, once: the yaml package's own check (uniqueKeys) compares every pair,
+      // minutes for a mapping of 40,000 keys.
+      const seen = new Map<string, string>();
       for (const pair of node.items) {
         const key = pair.key as Node | null;
         const offset = at(key, at(pair.value as Node | null, at(node, 0)));
@@ -328,17 +354,20 @@ function structureProblems(doc: Document): StructureProblem[] {
           } else if (seen.has(text)) {
             found.push({
               offset,
-              message: `the key ${JSON.stringify(text)} appears twice in this mapping (written differently)`,
+              message:
+                seen.get(text) === `${key.type}:${key.source}`
+                  ? `duplicate key ${JSON.stringify(text)} in a mapping`
+                  : `the key ${JSON.stringify(text)} appears twice in this mapping (written differently)`,
               hint: "each key may appear once; remove or merge the repeated one",
             });
           }
-          seen.add(text);
+          if (!seen.has(text)) seen.set(text, `${key.type}:${key.source}`);
           if (key.tag) stack.push(key);
         }
         stack.push(pair.value);
       }
     } else if (isSeq(node)) {
-      stack.push(...node.items);
+      for (const item of node.items) stack.push(item);
     }
   }
   return found.sort((a, b) => a.offset - b.offset);

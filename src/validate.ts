@@ -1,6 +1,10 @@
 import { LineCounter, Parser } from "yaml";
 import type { z } from "zod";
-import type { Diagnostic, Severity } from "./diagnostics.js";
+import {
+  MAX_DIAGNOSTICS_PER_FILE,
+  type Diagnostic,
+  type Severity,
+} from "./diagnostics.js";
 import { bucketName, DEFAULT_OPENVPN_PORT, resolveLab } from "./model.js";
 import { wireguardInterface } from "./render/nm-keyfiles.js";
 import {
@@ -21,8 +25,34 @@ import { checkSchedule } from "./cron.js";
 
 /** Collects located diagnostics for one lab file. */
 class Reporter {
-  readonly list: Diagnostic[] = [];
+  private readonly kept: Diagnostic[] = [];
+  /** How many more than {@link MAX_DIAGNOSTICS_PER_FILE} were reported, and not located. */
+  private dropped = 0;
   constructor(readonly source: LabSource) {}
+
+  /** What was reported: at most MAX_DIAGNOSTICS_PER_FILE, then one line for the rest. */
+  get list(): Diagnostic[] {
+    if (this.dropped === 0) return this.kept;
+    return [
+      ...this.kept,
+      {
+        severity: "error",
+        file: this.source.file,
+        line: 1,
+        column: 1,
+        path: "",
+        message: `${this.dropped} more problems in this file are not shown`,
+        hint: "fix the ones shown first; is this a lab file?",
+      },
+    ];
+  }
+
+  /** Room for one more diagnostic; otherwise it is only counted (locating it costs time). */
+  private room(): boolean {
+    if (this.kept.length < MAX_DIAGNOSTICS_PER_FILE) return true;
+    this.dropped++;
+    return false;
+  }
 
   report(
     severity: Severity,
@@ -31,8 +61,9 @@ class Reporter {
     hint: string,
     opts: { key?: boolean } = {},
   ): void {
+    if (!this.room()) return;
     const { line, column } = this.source.locate(path, opts);
-    this.list.push({
+    this.kept.push({
       severity,
       file: this.source.file,
       line,
@@ -59,7 +90,8 @@ class Reporter {
     message: string,
     hint: string,
   ): void {
-    this.list.push({
+    if (!this.room()) return;
+    this.kept.push({
       severity: "error",
       file: this.source.file,
       line: position.line,
@@ -1272,6 +1304,6 @@ export function checkLabSet(labs: readonly CheckedLab[]): Diagnostic[] {
       });
     });
   }
-  for (const r of reporters.values()) out.push(...r.list);
+  for (const r of reporters.values()) for (const d of r.list) out.push(d);
   return out;
 }

@@ -460,6 +460,30 @@ test("ordinary comment styles read in linear time: a #### banner after a bracket
   }
 });
 
+test("a file with a flood of problems: exit 2 fast, the first 100 shown and the rest counted", () => {
+  const { dir, cleanup } = tempDir();
+  try {
+    const floods: [string, string][] = [
+      ["quotes", '"'.repeat(300_000)],
+      ["keys", Array.from({ length: 40_000 }, (_, i) => `k${i}: v\n`).join("")],
+      ["items", "- 1\n".repeat(250_000)],
+    ];
+    for (const [name, text] of floods) {
+      const file = path.join(dir, `${name}.yaml`);
+      fs.writeFileSync(file, text);
+      const t = Date.now();
+      const r = runCli([file, "-o", path.join(dir, "out")]);
+      assertRefused(r, /nothing written/);
+      assert.ok(Date.now() - t < 30_000, `${name}: ${Date.now() - t} ms`);
+      const shown = r.stderr.split("\n").filter((l) => l.startsWith(file));
+      assert.ok(shown.length <= 101, `${name}: ${shown.length} shown`);
+    }
+    assert.not.ok(fs.existsSync(path.join(dir, "out")));
+  } finally {
+    cleanup();
+  }
+});
+
 test("locks: one still being written, or from another host or container, is held; dead drafts go", () => {
   const { dir, cleanup } = tempDir();
   try {
