@@ -57,13 +57,23 @@ export function formatDiagnostic(d: Diagnostic): string {
 }
 
 /** The source line of a diagnostic with a caret under its column, for humans (netplan style). */
+/** The lines of the text excerpts were last taken from: a file's diagnostics share one split. */
+let split: { text: string; lines: string[] } | undefined;
+function linesOf(text: string): string[] {
+  // YAML's line breaks: LF, CRLF, and a lone CR.
+  if (split?.text !== text) split = { text, lines: text.split(/\r\n|\r|\n/) };
+  return split.lines;
+}
+
 export function excerpt(d: Diagnostic, text: string): string {
   if (text === "") return "";
-  // YAML's line breaks: LF, CRLF, and a lone CR.
-  const line = text.split(/\r\n|\r|\n/)[d.line - 1];
+  const line = linesOf(text)[d.line - 1];
   if (line === undefined || line.length > 240) return "";
-  const shown = line.replace(/\t/g, " ");
-  return `  ${shown}\n  ${" ".repeat(Math.max(0, d.column - 1))}^`;
+  // Control and bidi characters escaped, as in messages (a lab must not drive the terminal);
+  // the caret counts what is shown before it.
+  const shown = (s: string) => visible(s.replace(/\t/g, " "));
+  const before = shown(line.slice(0, Math.max(0, d.column - 1)));
+  return `  ${shown(line)}\n  ${" ".repeat(before.length)}^`;
 }
 
 /** Errors first, then by file, position and path, so output order never depends on rule order. */

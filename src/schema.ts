@@ -295,7 +295,15 @@ const RunnerSchema = z.strictObject({
     /^[a-zA-Z0-9_-][a-zA-Z0-9_.-]{0,14}$/,
     "a network interface name (at most 15 characters)",
     "eth0",
-  ).default("eth0"),
+  )
+    // Names the kernel keeps for its sysctl and bonding directories: NetworkManager refuses them.
+    .refine((name) => !["all", "default", "bonding_masters"].includes(name), {
+      error: err(
+        "must not be all, default or bonding_masters, which the kernel reserves",
+        'give the runner\'s real interface, for example "eth0"',
+      ),
+    })
+    .default("eth0"),
   vpn: RunnerVpnSchema,
 });
 

@@ -14,6 +14,7 @@ import {
   contains,
   hostBitsZero,
   hostNet,
+  ipv4Problem,
   networkOf,
   overlaps,
   parseNet,
@@ -544,7 +545,49 @@ export function checkLab(source: LabSource, lab: LabInput): Diagnostic[] {
 
   for (const i of intranet)
     checkReservedRanges(r, i.path, i.net, "intranet CIDR");
+  checkVpnRemote(r, lab, intranet);
   return r.list;
+}
+
+/**
+ * The tunnel's endpoint, when it is an address: the runner reaches it outside the tunnel, so it
+ * may not lie in the intranet (that route goes into the tunnel: it could never come up), on a
+ * tunnel address, or in a range no host routes (loopback, multicast and the like).
+ */
+function checkVpnRemote(
+  r: Reporter,
+  lab: LabInput,
+  intranet: readonly { path: YamlPath; net: Net }[],
+): void {
+  const remote = lab.vpn.remote;
+  if (!/^[\d.]+$/.test(remote) || ipv4Problem(remote) !== undefined) return;
+  const path: YamlPath = ["vpn", "remote"];
+  const at = hostNet(remote);
+  const inside = intranet.find((i) => contains(i.net, at));
+  if (inside)
+    r.error(
+      path,
+      `the VPN endpoint ${remote} lies in the intranet ${inside.net.text}, which is routed into the tunnel it would carry`,
+      "give the endpoint's public address; the intranet is what lies behind it",
+    );
+  for (const f of FORBIDDEN)
+    if (f.hint === NOT_ROUTABLE_HINT && contains(f.net, at))
+      r.error(
+        path,
+        `the VPN endpoint ${remote} is in ${f.net.text}, ${f.why}`,
+        "give the endpoint's public address",
+      );
+  lab.runners.forEach((runner, i) => {
+    for (const f of ["local_ip", "remote_ip", "address"] as const) {
+      const own = (runner.vpn as Record<string, string | undefined>)[f];
+      if (own !== undefined && own.split("/")[0] === remote)
+        r.error(
+          path,
+          `the VPN endpoint ${remote} is runners[${i}].vpn.${f}, an address inside the tunnel`,
+          "give the endpoint's public address; the tunnel's own addresses are only reached through it",
+        );
+    }
+  });
 }
 
 /** AWS's limits on the prefix of a VPC's and a subnet's IPv4 CIDR block (both /16 to /28). */

@@ -15,6 +15,7 @@ import {
   MANIFEST_NAME,
   type Diagnostic,
 } from "../src/index.js";
+import { excerpt } from "../src/diagnostics.js";
 import { otherLab, ROOT, runCli, tempDir } from "./helpers.js";
 
 const FOO = fs.readFileSync(path.join(ROOT, "labs", "foo.yaml"), "utf8");
@@ -286,6 +287,45 @@ const cases: Case[] = [
     path: "runners[0].vpn.local_ip",
     at: /local_ip: 169\.254/,
     message: /link-local/,
+  },
+  {
+    rule: "an interface name the kernel reserves",
+    text: edit(
+      FOO,
+      "    zone: us-east-1a\n",
+      "    zone: us-east-1a\n    interface: all\n",
+    ),
+    path: "runners[0].interface",
+    at: /interface: all/,
+    message: /kernel reserves/,
+  },
+  {
+    rule: "a VPN endpoint inside the intranet",
+    text: edit(FOO, /remote: vpn\.foo\.example\.com/, "remote: 10.20.0.1"),
+    path: "vpn.remote",
+    at: /remote: 10\.20\.0\.1/,
+    message: /lies in the intranet 10\.20\.0\.0\/16/,
+  },
+  {
+    rule: "a VPN endpoint on loopback",
+    text: edit(FOO, /remote: vpn\.foo\.example\.com/, "remote: 127.0.0.1"),
+    path: "vpn.remote",
+    at: /remote: 127\.0\.0\.1/,
+    message: /127\.0\.0\.0\/8, loopback/,
+  },
+  {
+    rule: "a VPN endpoint on the tunnel's own address",
+    text: edit(FOO, /remote: vpn\.foo\.example\.com/, "remote: 10.255.0.1"),
+    path: "vpn.remote",
+    at: /remote: 10\.255\.0\.1/,
+    message: /runners\[0\]\.vpn\.remote_ip, an address inside the tunnel/,
+  },
+  {
+    rule: "a VPN endpoint written as a hex number",
+    text: edit(FOO, /remote: vpn\.foo\.example\.com/, 'remote: "0x7f000001"'),
+    path: "vpn.remote",
+    at: /remote: "0x7f000001"/,
+    message: /hex number/,
   },
   {
     rule: "a host with an xn-- label that is not punycode",
@@ -1107,6 +1147,27 @@ test("a lab file with old Mac line breaks (a lone CR) reads as YAML does", () =>
   const bad = edit(FOO, /^version: 1 /m, "version: 2 ").replace(/\n/g, "\r");
   const d = checkLabs([{ file: FILE, text: bad }]).diagnostics[0]!;
   assert.is(d.line, lineOf(FOO, /^version:/));
+});
+
+test("an excerpt escapes control and bidi characters, with its caret under the same place", () => {
+  const text = 'name: "a\u001b[2Jb\u202e"\n';
+  const shown = excerpt(
+    {
+      severity: "error",
+      file: "x.yaml",
+      line: 1,
+      column: 14,
+      path: "name",
+      message: "m",
+      hint: "h",
+    },
+    text,
+  );
+  assert.not.match(shown, /[\u001b\u202e]/);
+  const [line, caret] = shown.split("\n") as [string, string];
+  assert.is(line, '  name: "a\\u{1B}[2Jb\\u{202E}"');
+  // Column 14 is the U+202E: the caret stands under its escape.
+  assert.is(caret.indexOf("^"), line.indexOf("\\u{202E}"));
 });
 
 test.run();
