@@ -24,6 +24,12 @@ const YAML11_BOOLEAN = new Set(
 );
 const YAML11_BASE60 = /^[-+]?[0-9_]+(?::[0-9_]+)+(?:\.[0-9_]*)?$/;
 
+/**
+ * The one YAML 1.2 core float form js-yaml's own float type misses: a sign before a leading
+ * dot (`+.5`, `-.5e3`). YAML 1.2 readers (Kubernetes' go-yaml, the yaml package) read a number.
+ */
+const YAML12_SIGNED_DOT_FLOAT = /^[-+]\.[0-9]+(?:[eE][-+]?[0-9]+)?$/;
+
 /** js-yaml's built-in types (exported at run time; the type declarations omit them). */
 const BUILTIN = (jsyaml as unknown as { types: Record<string, Type> }).types;
 
@@ -53,6 +59,7 @@ const NOT_A_STRING = new Type("tag:gen-lab,2026:not-a-string", {
     MAY_RESOLVE.test(text) &&
     (YAML11_BOOLEAN.has(text) ||
       YAML11_BASE60.test(text) ||
+      YAML12_SIGNED_DOT_FLOAT.test(text) ||
       YAML11_NUMBER.test(text) ||
       RESOLVERS.some((t) => t.resolve(text))),
 });

@@ -1,7 +1,8 @@
 /**
  * The YAML writer (src/yaml-out.ts) quotes with its own lean schema. It must write exactly
  * what js-yaml writes with its default schema in compat mode plus the YAML 1.1 number forms
- * (the writer's previous, slower set-up, kept here as the reference): the same quoting of
+ * (the writer's previous, slower set-up, kept here as the reference, plus the signed
+ * leading-dot floats of YAML 1.2 it missed): the same quoting of
  * every string that a YAML 1.1 or 1.2 reader would take for a null, boolean, number, date or
  * merge key, and the same output for everything else.
  */
@@ -21,6 +22,13 @@ const REFERENCE_SCHEMA = DEFAULT_SCHEMA.extend({
     new Type("tag:gen-lab,2026:yaml-1.1-number", {
       kind: "scalar",
       resolve: (text: string) => YAML11_NUMBER.test(text),
+      construct: (text: string) => text,
+    }),
+    // The YAML 1.2 core float js-yaml's float type misses: `+.5`.
+    new Type("tag:gen-lab,2026:yaml-1.2-signed-dot-float", {
+      kind: "scalar",
+      resolve: (text: string) =>
+        /^[-+]\.[0-9]+(?:[eE][-+]?[0-9]+)?$/.test(text),
       construct: (text: string) => text,
     }),
   ],
@@ -80,6 +88,8 @@ const tricky = fc.oneof(
     "00",
     "1_",
     "_1",
+    "+.5",
+    "+.5e-3",
     "- a",
     "a: b",
     "#c",
@@ -147,6 +157,8 @@ test("a string that reads back as another type is quoted: it reads back as the s
     ".inf",
     "0x_1F",
     "_:_",
+    "+.5",
+    "+.5e3",
   ]) {
     const text = toYamlOrdered({ k: s });
     assert.match(text, /^k: "/, s);
