@@ -107,6 +107,8 @@ function hasLongLine(text: string): boolean {
   }
 }
 
+const NOT_STRING_KEYS = new Set(["true", "false", "null"]);
+
 /** A key both readers read as the same string and that no check needs to locate as odd. */
 const NAME_KEY = /^[A-Za-z][A-Za-z0-9_-]{0,63}$/;
 
@@ -155,7 +157,9 @@ function keysAreNames(root: Record<string, unknown>): boolean {
     } else if (isMapping(node)) {
       for (const key of Object.keys(node)) {
         const value = node[key];
-        if (!NAME_KEY.test(key) || key === "null" || value === null)
+        // `true`, `false` and `null` may have been written TRUE, False or ~: a key that is no
+        // string, which the reference reader reports.
+        if (!NAME_KEY.test(key) || NOT_STRING_KEYS.has(key) || value === null)
           return false;
         stack.push(value);
       }

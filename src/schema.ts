@@ -377,7 +377,9 @@ const PipelineSchema = z.strictObject({
     ),
   }),
   image: pattern(
-    /^[a-z0-9][a-z0-9._/-]*(:[A-Za-z0-9._-]+)?(@sha256:[0-9a-f]{64})?$/,
+    // [registry[:port]/]path[:tag][@digest], the tag as Docker allows it (a word character
+    // first, at most 128).
+    /^[a-z0-9][a-z0-9._-]*(?::[0-9]{1,5})?(?:\/[a-z0-9][a-z0-9._-]*)*(?::\w[\w.-]{0,127})?(?:@sha256:[0-9a-f]{64})?$/,
     "a container image reference",
     "quay.io/cki/cki-tools:production",
   ).default("quay.io/cki/cki-tools:production"),

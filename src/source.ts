@@ -343,6 +343,14 @@ function structureProblems(doc: Document): StructureProblem[] {
         const offset = at(key, at(pair.value as Node | null, at(node, 0)));
         if (!isScalar(key) || key.value === null) {
           found.push({ offset, ...NOT_A_NAME });
+        } else if (typeof key.value !== "string") {
+          // `0x10:` is the key "16" and `TRUE:` the key "true": a lab's keys are names, and
+          // a pass-through key (trigger extra) must keep its spelling.
+          found.push({
+            offset,
+            message: `the key ${String(key.source ?? key.value)} reads as a ${typeof key.value} in YAML, not a name`,
+            hint: `quote it: "${String(key.source ?? key.value)}"`,
+          });
         } else {
           const text = String(key.value);
           if (text === "__proto__") {

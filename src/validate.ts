@@ -461,6 +461,20 @@ export function checkLab(source: LabSource, lab: LabInput): Diagnostic[] {
 
   const inIntranet = (address: string) =>
     intranet.some((i) => containsAddress(i.net, address));
+  // A list NetworkManager or gitrepo-trigger would shorten: each entry once.
+  for (const [path, list] of [
+    [["intranet", "nameservers"], lab.intranet.nameservers ?? []],
+    [["pipeline", "runner_tags"], lab.pipeline.runner_tags ?? []],
+  ] as const)
+    list.forEach((item, i) => {
+      const first = list.indexOf(item);
+      if (first < i)
+        r.error(
+          [...path, i],
+          `${item} is listed twice (${formatPath([...path, first])})`,
+          "list each entry once",
+        );
+    });
   (lab.intranet.nameservers ?? []).forEach((ns, i) => {
     if (intranet.length > 0 && !inIntranet(ns)) {
       r.error(

@@ -289,6 +289,39 @@ const cases: Case[] = [
     message: /link-local/,
   },
   {
+    rule: "a nameserver listed twice",
+    text: edit(
+      FOO,
+      "nameservers: [10.20.0.53",
+      "nameservers: [10.20.0.53, 10.20.0.53",
+    ),
+    path: "intranet.nameservers[1]",
+    at: /nameservers: \[10\.20\.0\.53, 10\.20\.0\.53/,
+    message: /10\.20\.0\.53 is listed twice \(intranet\.nameservers\[0\]\)/,
+  },
+  {
+    rule: "an extra key that YAML reads as a number",
+    text: edit(
+      FOO,
+      'extra: { architectures: "x86_64 aarch64" }',
+      "extra: { 0x10: a }",
+    ),
+    path: "",
+    at: /extra: \{ 0x10: a \}/,
+    message: /the key 0x10 reads as a number in YAML/,
+  },
+  {
+    rule: "an extra key that YAML reads as a boolean",
+    text: edit(
+      FOO,
+      'extra: { architectures: "x86_64 aarch64" }',
+      "extra: { TRUE: a }",
+    ),
+    path: "",
+    at: /extra: \{ TRUE: a \}/,
+    message: /the key TRUE reads as a boolean in YAML/,
+  },
+  {
     rule: "an interface name the kernel reserves",
     text: edit(
       FOO,
@@ -744,11 +777,12 @@ const cases: Case[] = [
     text: edit(
       FOO,
       'extra: { architectures: "x86_64 aarch64" }',
-      'extra: { 1: a, "1": b }',
+      'extra: { arch: a, "arch": b }',
     ),
     path: "",
-    at: /extra: \{ 1: a/,
-    message: /the key "1" appears twice in this mapping/,
+    at: /extra: \{ arch: a/,
+    message:
+      /the key "arch" appears twice in this mapping \(written differently\)/,
   },
   {
     rule: "an alias inside the node it refers to",
@@ -1168,6 +1202,25 @@ test("an excerpt escapes control and bidi characters, with its caret under the s
   assert.is(line, '  name: "a\\u{1B}[2Jb\\u{202E}"');
   // Column 14 is the U+202E: the caret stands under its escape.
   assert.is(caret.indexOf("^"), line.indexOf("\\u{202E}"));
+});
+
+test("an image from a registry with a port is accepted", () => {
+  for (const image of [
+    "registry.example.com:5000/cki/cki-tools:production",
+    "localhost:5000/tools",
+  ]) {
+    const text = edit(
+      FOO,
+      "image: quay.io/cki/cki-tools:production",
+      `image: ${image}`,
+    );
+    const result = checkLabs([{ file: "labs/foo.yaml", text }]);
+    assert.equal(
+      result.diagnostics.filter((d) => d.severity === "error"),
+      [],
+      image,
+    );
+  }
 });
 
 test.run();
