@@ -112,6 +112,7 @@ export function parseLabSource(
   const nul = text.indexOf("\0");
   if (nul >= 0) {
     const lineCounter = new LineCounter();
+    lineCounter.addNewLine(0); // the first line starts at offset 0
     for (
       let i = text.indexOf("\n");
       i >= 0 && i < nul;
@@ -177,10 +178,15 @@ export function parseLabSource(
                   "the YAML document is nested too deeply",
                   "a lab file is a few levels deep; check for runaway brackets",
                 ]
-              : [
-                  `YAML syntax error: ${firstLine(e.message)}`,
-                  "fix the YAML syntax at this position (indentation, quotes, brackets)",
-                ];
+              : e.code === "MULTIPLE_DOCS"
+                ? [
+                    "the file holds more than one YAML document",
+                    "a lab file is one document: remove the `---` line and what follows it, or put that lab in a file of its own",
+                  ]
+                : [
+                    `YAML syntax error: ${firstLine(e.message)}`,
+                    "fix the YAML syntax at this position (indentation, quotes, brackets)",
+                  ];
         return errorAt(e.pos[0], message, hint);
       }),
     };

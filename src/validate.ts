@@ -208,7 +208,7 @@ function defaultMessage(issue: z.core.$ZodIssue): [string, string] {
     case "invalid_type":
       return [
         `must be ${article(issue.expected)}`,
-        `write a ${issue.expected} here`,
+        `write ${article(issue.expected)} here`,
       ];
     case "too_small":
       return [
@@ -229,8 +229,10 @@ function article(type: string): string {
   const named: Record<string, string> = {
     object: "a mapping",
     array: "a list",
+    record: "a mapping",
     string: "a string",
     number: "a number",
+    boolean: "true or false",
   };
   return named[type] ?? `a ${type}`;
 }

@@ -1078,6 +1078,13 @@ const hostile: {
     name: "NUL byte in text",
     bytes: () => "version: 1\nname: f\0o\n",
     message: /NUL byte/,
+    at: "2:8",
+  },
+  {
+    name: "two YAML documents",
+    bytes: () => "version: 1\n---\nname: foo\n",
+    message: /more than one YAML document/,
+    at: "2:1",
   },
   {
     name: "10 MB file",
