@@ -224,14 +224,18 @@ function removeTree(target: string): void {
     if ((e as NodeJS.ErrnoException).code === "ENOENT") return;
     throw e;
   }
-  // Something mounted inside (since gen-lab last looked): removing would empty it.
-  const mounted = mountPointsBelow(target);
+  refuseMounts(target);
+  removeDirectory(target);
+}
+
+/** OutputError if something is mounted inside a tree about to be removed: it would be emptied. */
+function refuseMounts(tree: string): void {
+  const mounted = mountPointsBelow(tree);
   if (mounted.length > 0)
     throw new OutputError(
-      `${mounted[0]} is mounted inside ${target}, which gen-lab would remove`,
-      `unmount it, then remove ${target} or run again`,
+      `${mounted[0]} is mounted inside ${tree}, which gen-lab would remove`,
+      `unmount it, then remove ${tree} or run again`,
     );
-  removeDirectory(target);
 }
 
 /** removeTree while handling another error: that error is the one to report. */
@@ -1250,12 +1254,7 @@ function swapAll(
  * tree instead of removed: only gen-lab's files and the unchanged copies of the user's go.
  */
 function removeOldTree(old: string, s: Staged): void {
-  const mounted = mountPointsBelow(old);
-  if (mounted.length > 0)
-    throw new OutputError(
-      `${mounted[0]} is mounted inside ${old}, which gen-lab would remove`,
-      `unmount it, then remove ${old} or run again`,
-    );
+  refuseMounts(old);
   const device = fs.lstatSync(old).dev;
   const walk = (rel: string): void => {
     const here = rel === "" ? old : path.join(old, rel);
