@@ -212,9 +212,10 @@ export function recoverInterrupted(outDir: string, lab: string): void {
  * Remove a directory tree, or a file or symbolic link in its place; nothing if it does not
  * exist. Never follows a link: a link is removed, not what it points to. Node 20's recursive
  * rmSync spends most of a large rewrite on bookkeeping; a plain depth-first unlink is several
- * times faster.
+ * times faster. `moveAway`, given a file's or link's path relative to the tree, may move it
+ * elsewhere instead (and return true).
  */
-function removeTree(target: string): void {
+function removeTree(target: string, moveAway?: MoveAway): void {
   try {
     if (!fs.lstatSync(target).isDirectory()) {
       fs.unlinkSync(target);
@@ -225,8 +226,10 @@ function removeTree(target: string): void {
     throw e;
   }
   refuseMounts(target);
-  removeDirectory(target);
+  removeDirectory(target, moveAway, "", fs.lstatSync(target).dev);
 }
+
+type MoveAway = (rel: string, full: string) => boolean;
 
 /** OutputError if something is mounted inside a tree about to be removed: it would be emptied. */
 function refuseMounts(tree: string): void {
@@ -251,13 +254,20 @@ function removeTreeQuietly(target: string): void {
  * Depth first, on one file system only (like `rm --one-file-system`): a directory mounted
  * below (since the run began) is not emptied; its rmdir then fails (EBUSY) and is reported.
  */
-function removeDirectory(dir: string, device?: number): void {
-  const dev = device ?? fs.lstatSync(dir).dev;
+function removeDirectory(
+  dir: string,
+  moveAway: MoveAway | undefined,
+  rel: string,
+  dev: number,
+): void {
   for (const e of fs.readdirSync(dir, { withFileTypes: true })) {
     const full = path.join(dir, e.name);
+    const r = rel === "" ? e.name : `${rel}/${e.name}`;
     // Dirent types come from lstat: a link to a directory is not a directory here.
-    if (!e.isDirectory()) fs.unlinkSync(full);
-    else if (fs.lstatSync(full).dev === dev) removeDirectory(full, dev);
+    if (!e.isDirectory()) {
+      if (!moveAway?.(r, full)) fs.unlinkSync(full);
+    } else if (fs.lstatSync(full).dev === dev)
+      removeDirectory(full, moveAway, r, dev);
     else fs.rmdirSync(full);
   }
   fs.rmdirSync(dir);
@@ -366,21 +376,12 @@ type EntryKind = "file" | "link" | "empty directory" | "other";
 
 /**
  * What lies below dir, as POSIX paths relative to it: files, links (never followed), empty
- * directories, and anything else (a FIFO, a socket, a device) as "other". A directory on
- * another file system (a mount point) is refused: the old tree is removed after the swap, and
- * removing it would empty what is mounted there.
+ * directories, and anything else (a FIFO, a socket, a device) as "other".
  */
-function listEntries(
-  dir: string,
-  base = "",
-  device?: number,
-): [string, EntryKind][] {
-  const here = path.join(dir, base);
+function listEntries(dir: string, base = ""): [string, EntryKind][] {
   let entries: fs.Dirent[];
-  let dev: number;
   try {
-    dev = fs.lstatSync(here).dev;
-    entries = fs.readdirSync(here, { withFileTypes: true });
+    entries = fs.readdirSync(path.join(dir, base), { withFileTypes: true });
   } catch (e) {
     // No lab directory yet: nothing to carry. A directory that cannot be read must not be
     // taken for an empty one: its contents would be left behind in the old tree.
@@ -388,15 +389,10 @@ function listEntries(
       return [];
     throw e;
   }
-  if (device !== undefined && dev !== device)
-    throw new OutputError(
-      `${here} is a mount point inside a lab directory, which gen-lab replaces as a whole`,
-      "unmount it, or mount it outside the output directory",
-    );
   return entries.flatMap((e): [string, EntryKind][] => {
     const rel = base === "" ? e.name : `${base}/${e.name}`;
     if (e.isDirectory()) {
-      const below = listEntries(dir, rel, dev);
+      const below = listEntries(dir, rel);
       return below.length > 0 ? below : [[rel, "empty directory"]];
     }
     if (e.isFile()) return [[rel, "file"]];
@@ -602,8 +598,8 @@ export function writeTree(
 
 /**
  * {@link writeTree} for labs, rendered a batch of 32 at a time as they are written: memory
- * stays that of one batch's output however many labs there are. The labs are validated together before
- * (checkLabs), so rendering cannot fail halfway on bad input.
+ * stays that of one batch's output however many labs there are. The labs are validated
+ * together before (checkLabs), so rendering cannot fail halfway on bad input.
  */
 export function writeLabTrees(
   outDir: string,
@@ -960,9 +956,10 @@ function carriedState(file: string): string {
 }
 
 /**
- * Build one lab's new tree in its staging directory beside its directory (`.<lab>.gen-lab-new`,
- * made by the caller, empty): each directory made once, each file created exclusively; then the files of the old tree its manifest does not
- * list, which gen-lab did not write, carried over.
+ * Build one lab's new tree in its staging directory beside its directory
+ * (`.<lab>.gen-lab-new`, made by the caller, empty): each directory made once, each file
+ * created exclusively; then the files of the old tree its manifest does not list, which
+ * gen-lab did not write, carried over.
  */
 function buildStaging(
   outDir: string,
@@ -1030,8 +1027,9 @@ function buildStaging(
 
 /**
  * What of the old tree gen-lab did not write (its manifest does not list it) and carries over
- * into the new one: files, links and empty directories; and the paths that are gen-lab's. Refuses (OutputError) what it cannot
- * carry: a FIFO, socket or device, and anything in the way of a generated file or directory.
+ * into the new one: files, links and empty directories; and the paths that are gen-lab's.
+ * Refuses (OutputError) what it cannot carry: a FIFO, socket or device, a mount point, and
+ * anything in the way of a generated file or directory.
  */
 function carriedOver(
   dir: string,
@@ -1039,6 +1037,7 @@ function carriedOver(
   labFiles: readonly GeneratedFile[],
   generatedDirs: ReadonlySet<string>,
 ): { carried: [string, EntryKind][]; owned: Set<string> } {
+  // The old tree is removed after the swap: removing it would empty what is mounted there.
   const mounted = mountPointsBelow(dir);
   if (mounted.length > 0)
     throw new OutputError(
@@ -1254,27 +1253,14 @@ function swapAll(
  * tree instead of removed: only gen-lab's files and the unchanged copies of the user's go.
  */
 function removeOldTree(old: string, s: Staged): void {
-  refuseMounts(old);
-  const device = fs.lstatSync(old).dev;
-  const walk = (rel: string): void => {
-    const here = rel === "" ? old : path.join(old, rel);
-    for (const e of fs.readdirSync(here, { withFileTypes: true })) {
-      const r = rel === "" ? e.name : `${rel}/${e.name}`;
-      const full = path.join(old, r);
-      if (e.isDirectory()) {
-        if (fs.lstatSync(full).dev === device) walk(r);
-        fs.rmdirSync(full);
-      } else if (s.owned.has(r) || s.carried.get(r) === carriedState(full)) {
-        fs.unlinkSync(full);
-      } else {
-        const target = path.join(s.dir, r);
-        makeDirectories(path.dirname(target));
-        fs.renameSync(full, target);
-      }
-    }
-  };
-  walk("");
-  fs.rmdirSync(old);
+  removeTree(old, (rel, full) => {
+    if (s.owned.has(rel) || s.carried.get(rel) === carriedState(full))
+      return false;
+    const target = path.join(s.dir, rel);
+    makeDirectories(path.dirname(target));
+    fs.renameSync(full, target);
+    return true;
+  });
 }
 
 /**
