@@ -95,3 +95,19 @@ export function sortDiagnostics(list: readonly Diagnostic[]): Diagnostic[] {
  * the text, which for a large file would otherwise cost time per problem.
  */
 export const MAX_DIAGNOSTICS_PER_FILE = 100;
+
+/** The one line that stands for the problems of a file beyond MAX_DIAGNOSTICS_PER_FILE. */
+export function notShown(
+  count: number,
+  at: Pick<Diagnostic, "file" | "line" | "column">,
+): Diagnostic {
+  return {
+    severity: "error",
+    file: at.file,
+    line: at.line,
+    column: at.column,
+    path: "",
+    message: `${count} more problems in this file are not shown`,
+    hint: "fix the ones shown first; is this a lab file?",
+  };
+}

@@ -9,7 +9,11 @@ import {
   type Document,
   type Node,
 } from "yaml";
-import { MAX_DIAGNOSTICS_PER_FILE, type Diagnostic } from "./diagnostics.js";
+import {
+  MAX_DIAGNOSTICS_PER_FILE,
+  notShown,
+  type Diagnostic,
+} from "./diagnostics.js";
 import { readPlainYaml } from "./plain-yaml.js";
 
 /** A YAML path: mapping keys and sequence indexes from the document root. */
@@ -59,14 +63,7 @@ function capped<T>(
 ): Diagnostic[] {
   const shown = problems.slice(0, MAX_DIAGNOSTICS_PER_FILE).map(toDiagnostic);
   const more = problems.length - shown.length;
-  if (more > 0) {
-    const last = shown[shown.length - 1]!;
-    shown.push({
-      ...last,
-      message: `${more} more problems in this file are not shown`,
-      hint: "fix the ones shown first; is this a lab file?",
-    });
-  }
+  if (more > 0) shown.push(notShown(more, shown[shown.length - 1]!));
   return shown;
 }
 

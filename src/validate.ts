@@ -2,6 +2,7 @@ import { LineCounter, Parser } from "yaml";
 import type { z } from "zod";
 import {
   MAX_DIAGNOSTICS_PER_FILE,
+  notShown,
   type Diagnostic,
   type Severity,
 } from "./diagnostics.js";
@@ -36,15 +37,7 @@ class Reporter {
     if (this.dropped === 0) return this.kept;
     return [
       ...this.kept,
-      {
-        severity: "error",
-        file: this.source.file,
-        line: 1,
-        column: 1,
-        path: "",
-        message: `${this.dropped} more problems in this file are not shown`,
-        hint: "fix the ones shown first; is this a lab file?",
-      },
+      notShown(this.dropped, { file: this.source.file, line: 1, column: 1 }),
     ];
   }
 
