@@ -56,7 +56,6 @@ export function formatDiagnostic(d: Diagnostic): string {
   return visible(`${where}: ${kind}${path}${d.message}${hint}`);
 }
 
-/** The source line of a diagnostic with a caret under its column, for humans (netplan style). */
 /** The lines of the text excerpts were last taken from: a file's diagnostics share one split. */
 let split: { text: string; lines: string[] } | undefined;
 function linesOf(text: string): string[] {
@@ -65,6 +64,7 @@ function linesOf(text: string): string[] {
   return split.lines;
 }
 
+/** The source line of a diagnostic with a caret under its column, for humans (netplan style). */
 export function excerpt(d: Diagnostic, text: string): string {
   if (text === "") return "";
   const line = linesOf(text)[d.line - 1];

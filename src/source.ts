@@ -6,6 +6,7 @@ import {
   isScalar,
   isSeq,
   parseDocument,
+  visit,
   type Document,
   type Node,
 } from "yaml";
@@ -100,9 +101,12 @@ export function parseLabSource(
     try {
       text = new TextDecoder("utf-8", { fatal: true }).decode(input);
     } catch {
+      const bad = firstInvalidUtf8(input);
       return fail(
-        "file is not valid UTF-8 text",
-        "save the lab file as UTF-8 YAML",
+        `file is not valid UTF-8 text: byte 0x${input[bad.offset]!.toString(16).padStart(2, "0")} here does not begin a valid UTF-8 sequence`,
+        "save the lab file as UTF-8 (it may be in Latin-1 or another legacy encoding: `iconv -f latin1 -t utf-8`)",
+        bad.line,
+        bad.column,
       );
     }
   }
@@ -205,13 +209,16 @@ export function parseLabSource(
   } catch (e) {
     const message = e instanceof Error ? e.message : String(e);
     const aliases = /alias/i.test(message);
+    const at = lineCounter.linePos((aliases && aliasPastCap(doc)) || 0);
     return fail(
       aliases
-        ? 'too many alias expansions (a YAML "billion laughs" document?)'
+        ? `too many alias expansions: this alias takes the document past ${MAX_ALIAS_COUNT} (a YAML "billion laughs" document?)`
         : `cannot read YAML: ${firstLine(message)}`,
       aliases
         ? `use at most ${MAX_ALIAS_COUNT} alias expansions, or write the values out`
         : "check the YAML document",
+      at.line,
+      at.col,
     );
   }
 
@@ -232,6 +239,79 @@ export function parseLabSource(
     ok: true,
     source: labSource(file, text, data, { doc, lineCounter }),
   };
+}
+
+/**
+ * Where the first byte sequence that is not UTF-8 starts. The decoder that replaces each bad
+ * sequence with U+FFFD writes the text back byte for byte up to the first of them: the first
+ * byte that differs lies inside the replacement character, which starts where the bad
+ * sequence does. Line and column count as the lab's other diagnostics do (UTF-16 units).
+ */
+function firstInvalidUtf8(bytes: Uint8Array): {
+  offset: number;
+  line: number;
+  column: number;
+} {
+  const again = Buffer.from(new TextDecoder("utf-8").decode(bytes), "utf8");
+  let offset = 0;
+  while (offset < bytes.length && bytes[offset] === again[offset]) offset++;
+  while (offset > 0 && (again[offset]! & 0xc0) === 0x80) offset--;
+  const lineStart = bytes.lastIndexOf(0x0a, offset - 1) + 1;
+  let line = 1;
+  for (
+    let i = bytes.indexOf(0x0a);
+    i >= 0 && i < lineStart;
+    i = bytes.indexOf(0x0a, i + 1)
+  )
+    line++;
+  const before = new TextDecoder("utf-8").decode(
+    bytes.subarray(lineStart, offset),
+  );
+  return { offset, line, column: before.length + 1 };
+}
+
+/**
+ * The offset of the alias at which the yaml package's alias cap stops `toJS`: the same count,
+ * kept in the same order (document order; an anchored node counts once, then once more per
+ * alias, times the most aliases a path through it expands),
+ * so the message points at the alias and not at the top of the file.
+ */
+function aliasPastCap(doc: Document): number | undefined {
+  const seen = new Map<string, Node>();
+  const counts = new Map<Node, { count: number; aliasCount: number }>();
+  const aliasCount = (node: unknown): number => {
+    if (isAlias(node)) {
+      const target = counts.get(seen.get(node.source)!);
+      return target ? target.count * target.aliasCount : 0;
+    }
+    if (isMap(node) || isSeq(node))
+      return node.items.reduce(
+        (m: number, item) => Math.max(m, aliasCount(item)),
+        0,
+      );
+    if (isPair(node))
+      return Math.max(aliasCount(node.key), aliasCount(node.value));
+    return 1;
+  };
+  let found: number | undefined;
+  visit(doc, (_key, node) => {
+    if (isAlias(node)) {
+      const target = seen.get(node.source);
+      if (!target) return undefined;
+      const data = counts.get(target)!;
+      data.count += 1;
+      if (data.aliasCount === 0) data.aliasCount = aliasCount(target);
+      if (data.count * data.aliasCount > MAX_ALIAS_COUNT) {
+        found = node.range?.[0];
+        return visit.BREAK;
+      }
+    } else if ((isScalar(node) || isMap(node) || isSeq(node)) && node.anchor) {
+      seen.set(node.anchor, node);
+      counts.set(node, { count: 1, aliasCount: 0 });
+    }
+    return undefined;
+  });
+  return found;
 }
 
 /** A parsed lab; without a tree, `locate` parses the text with the reference reader when first asked. */

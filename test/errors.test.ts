@@ -1100,7 +1100,38 @@ const hostile: {
     name: "alias bomb",
     bytes: () =>
       `a: &a ["x","x","x","x","x","x","x","x","x"]\nb: &b [*a,*a,*a,*a,*a,*a,*a,*a,*a]\nc: &c [*b,*b,*b,*b,*b,*b,*b,*b,*b]\nd: &d [*c,*c,*c,*c,*c,*c,*c,*c,*c]\ne: &e [*d,*d,*d,*d,*d,*d,*d,*d,*d]\nf: &f [*e,*e,*e,*e,*e,*e,*e,*e,*e]\ng: &g [*f,*f,*f,*f,*f,*f,*f,*f,*f]\n`,
-    message: /alias/,
+    message: /too many alias expansions: this alias/,
+    // The first alias of c: b (10 uses) times the 10 it expands passes the cap.
+    at: "4:8",
+  },
+  {
+    name: "a hundred and one uses of one alias",
+    bytes: () =>
+      `version: 1\nx: &x hello\n${Array.from({ length: 120 }, (_, i) => `y${i}: *x\n`).join("")}`,
+    message: /too many alias expansions: this alias/,
+    at: "102:6",
+  },
+  {
+    name: "a Latin-1 byte in a value",
+    bytes: () =>
+      Buffer.concat([
+        Buffer.from("version: 1\nname: caf"),
+        Buffer.from([0xe9]),
+        Buffer.from("\nenvironment: prod\n"),
+      ]),
+    message: /not valid UTF-8 text: byte 0xe9 here/,
+    at: "2:10",
+  },
+  {
+    name: "a UTF-8 sequence cut short after valid multibyte text",
+    bytes: () =>
+      Buffer.concat([
+        Buffer.from("version: 1\n# \u00e9\u20ac\ud83d\ude00 \ufffd\nname: f"),
+        Buffer.from([0xe2, 0x82]),
+        Buffer.from("o\n"),
+      ]),
+    message: /not valid UTF-8 text: byte 0xe2 here/,
+    at: "3:8",
   },
   {
     name: "a list as a mapping key",
