@@ -253,6 +253,11 @@ export const VpnSchema = z.discriminatedUnion(
   },
 );
 
+/** The tunnel types, in the order the schema lists them (for hints). */
+export const VPN_TYPES: readonly string[] = VpnSchema.options.map((o) =>
+  String(o.shape.type.value),
+);
+
 const ZoneSchema = z.strictObject({
   runner_subnet: Cidr,
   worker_subnet: Cidr,

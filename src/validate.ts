@@ -21,7 +21,12 @@ import {
   parseNet,
   type Net,
 } from "./net.js";
-import { HINT_SEPARATOR, LabSchema, type LabInput } from "./schema.js";
+import {
+  HINT_SEPARATOR,
+  LabSchema,
+  VPN_TYPES,
+  type LabInput,
+} from "./schema.js";
 import type { LabSource, YamlPath } from "./source.js";
 import { checkSchedule } from "./cron.js";
 
@@ -136,6 +141,15 @@ function reportIssue(r: Reporter, issue: z.core.$ZodIssue): void {
   if (issue.code === "unrecognized_keys") {
     const known = knownKeys(r.source.data, path);
     for (const key of issue.keys) {
+      if (key === "<<") {
+        r.error(
+          [...path, key],
+          "a YAML merge key (`<<`) is not read: in YAML 1.2, which gen-lab reads, it is an ordinary key",
+          "write the keys it would merge into this mapping itself",
+          { key: true },
+        );
+        continue;
+      }
       const near = closest(key, known);
       r.error(
         [...path, key],
@@ -185,11 +199,23 @@ function reportIssue(r: Reporter, issue: z.core.$ZodIssue): void {
     issue.code === "invalid_union" &&
     (issue as { note?: string }).note === "No matching discriminator"
   ) {
-    r.error(
-      path,
-      "vpn.type must be openvpn, wireguard or ipsec",
-      "pick the tunnel type the lab offers",
-    );
+    // zod's path ends at the discriminator when the union is where it expects one.
+    const at = path[path.length - 1] === "type" ? path : [...path, "type"];
+    const type = valueAt(r.source.data, at);
+    if (type === undefined)
+      r.error(
+        at,
+        'missing required key "type"',
+        `add type: openvpn, wireguard or ipsec under ${formatPath(at.slice(0, -1))}: the tunnel type the lab offers`,
+      );
+    else
+      r.error(
+        at,
+        `vpn.type must be openvpn, wireguard or ipsec, got ${describe(type)}`,
+        typeof type === "string" && closest(type, VPN_TYPES)
+          ? `did you mean "${closest(type, VPN_TYPES)}"?`
+          : "pick the tunnel type the lab offers",
+      );
     return;
   }
   const got = describe(valueAt(r.source.data, path));

@@ -116,6 +116,32 @@ const cases: Case[] = [
     message: /openvpn, wireguard or ipsec/,
   },
   {
+    rule: "a vpn type one letter off",
+    text: edit(FOO, "type: openvpn ", "type: openvpm "),
+    path: "vpn.type",
+    at: /type: openvpm/,
+    message: /got "openvpm".*did you mean "openvpn"/,
+  },
+  {
+    rule: "no vpn type",
+    text: edit(FOO, /^  type: openvpn .*\n/m, ""),
+    path: "vpn.type",
+    at: /^vpn:/,
+    message:
+      /missing required key "type".*add type: openvpn, wireguard or ipsec under vpn/,
+  },
+  {
+    rule: "a YAML merge key",
+    text: edit(
+      FOO,
+      "  - name: foo-2\n",
+      "  - name: foo-2\n    <<: { zone: us-east-1b }\n",
+    ),
+    path: "runners[1].<<",
+    at: /<<: \{ zone/,
+    message: /merge key.*not read.*write the keys it would merge/,
+  },
+  {
     rule: "host bits set",
     text: edit(FOO, "cidrs: [10.20.0.0/16]", "cidrs: [10.20.0.1/16]"),
     path: "intranet.cidrs[0]",
