@@ -76,11 +76,6 @@ const OUTSIDE_SUBSET: readonly RegExp[] = [
   /^ *\t/m, // a tab in a line's indentation: the readers differ on where a block scalar ends
   /(?:^|[ \t])-[ \t]*(?:#.*)?$/m, // an empty sequence entry: js-yaml nests `- -` entries differently
   /\?(?:\s|$)/, // an explicit, possibly complex, key
-  // A flow collection as a key (js-yaml turns it into a string), its `:` maybe on a later line.
-  // A flow mapping's key may also come without `:` (`{a, [b]}`): see keysAreNames.
-  // Written so that each character can be read one way only: `(?:\s|#[^\n]*)*:` (the same
-  // language) backtracks exponentially over a run of `#`.
-  /[\]}]\s*(?:#[^\n]*\n\s*)*(?:#[^\n]*)?:/,
   /["'[\]{},:]#/, // `yaml` wants a space before a comment; js-yaml reads `{#` as one
   /^[ \t]*#\S/m, // `yaml` rejects a value on the line after a `#c` comment line (not `# c`)
   // A line that is neither a key, a list entry, a comment, a bracket nor `---`: a scalar below
@@ -96,6 +91,45 @@ const OUTSIDE_SUBSET: readonly RegExp[] = [
   // are more indented and on trailing lines kept by `+`. Lab values are one-line strings.
   /(?:^|[ \t])[|>][-+0-9]*[ \t]*(?:#.*)?$/m,
 ];
+
+/**
+ * A flow collection as a key (js-yaml turns it into a string), its `:` maybe on a later line:
+ * a `]` or `}` followed, past white space and whole comment lines, by `:` or by a comment
+ * holding one. (A flow mapping's key may also come without `:`, `{a, [b]}`: see keysAreNames.)
+ * The language of `/[\]}]\s*(?:#[^\n]*\n\s*)*(?:#[^\n]*)?:/`, decided in one pass from the
+ * end: that pattern rescans every following comment line from each bracket, so a file of
+ * `#]` lines took minutes. test/plain-yaml.test.ts checks both agree.
+ */
+export function hasFlowCollectionKey(text: string): boolean {
+  // Whether the pattern's tail (after the bracket) matches from position i + 1.
+  let tailMatches = false;
+  // Whether a `:` comes before the next line break, and whether the tail matches after that
+  // line break (false while there is none: a comment on the last line reaches no other).
+  let colonInLine = false;
+  let afterLineBreak = false;
+  for (let i = text.length - 1; i >= 0; i--) {
+    const c = text.charCodeAt(i);
+    if (c === 0x0a) {
+      colonInLine = false;
+      afterLineBreak = tailMatches;
+      // A line break is white space: the tail skips it.
+    } else if (c === 0x3a) {
+      colonInLine = true;
+      tailMatches = true;
+    } else if (c === 0x23) {
+      // A comment: a `:` later in its line ends the match; else on past its line break.
+      tailMatches = colonInLine || afterLineBreak;
+    } else if (c === 0x5d || c === 0x7d) {
+      if (tailMatches) return true;
+      tailMatches = false;
+    } else if (!WHITE_SPACE.test(text[i]!)) {
+      tailMatches = false;
+    }
+  }
+  return false;
+}
+
+const WHITE_SPACE = /\s/;
 
 /** `yaml` allows an implicit key of at most 1,024 characters; a longer line is left to it. */
 function hasLongLine(text: string): boolean {
@@ -120,7 +154,11 @@ export function readPlainYaml(
   text: string,
 ): Record<string, unknown> | undefined {
   // Long lines first: every pattern then scans lines of at most 1,024 characters.
-  if (hasLongLine(text) || OUTSIDE_SUBSET.some((re) => re.test(text)))
+  if (
+    hasLongLine(text) ||
+    OUTSIDE_SUBSET.some((re) => re.test(text)) ||
+    hasFlowCollectionKey(text)
+  )
     return undefined;
   let warned = false;
   let data: unknown;

@@ -10,7 +10,7 @@ import * as path from "node:path";
 import fc from "fast-check";
 import { test } from "uvu";
 import * as assert from "uvu/assert";
-import { readPlainYaml } from "../src/plain-yaml.js";
+import { hasFlowCollectionKey, readPlainYaml } from "../src/plain-yaml.js";
 import { parseLabSource } from "../src/source.js";
 import { syntheticLabs } from "../scripts/synthetic-labs.mjs";
 import { ROOT } from "./helpers.js";
@@ -430,6 +430,56 @@ test("YAML-like line soup: where the fast reader answers, it agrees", () => {
 
 test("generated and damaged YAML: where the fast reader answers, it agrees", () => {
   assertAgreement(document);
+});
+
+/** The pattern hasFlowCollectionKey decides in one pass; it rescans comment lines per bracket. */
+const FLOW_COLLECTION_KEY = /[\]}]\s*(?:#[^\n]*\n\s*)*(?:#[^\n]*)?:/;
+
+test("hasFlowCollectionKey decides the same language as its pattern", () => {
+  const piece = fc.constantFrom(
+    "]",
+    "}",
+    ":",
+    "#",
+    "\n",
+    " ",
+    "\t",
+    "\r",
+    "\u2028",
+    "\u00a0",
+    "a",
+    "[",
+    "-",
+    "# x",
+    "#:",
+  );
+  fc.assert(
+    fc.property(fc.array(piece, { maxLength: 24 }), (pieces) => {
+      const text = pieces.join("");
+      assert.is(
+        hasFlowCollectionKey(text),
+        FLOW_COLLECTION_KEY.test(text),
+        JSON.stringify(text),
+      );
+    }),
+    { numRuns: RUNS * 5 },
+  );
+  for (const text of [
+    "a: [b]\n",
+    "? [a]\n: b\n",
+    "[a]\n# c\n  # d\n:",
+    "{a: 1} # note: see\n",
+    "]#\n",
+    "]\n#",
+    "#]\n".repeat(3),
+  ])
+    assert.is(hasFlowCollectionKey(text), FLOW_COLLECTION_KEY.test(text), text);
+});
+
+test("hasFlowCollectionKey is linear: 200,000 comment lines of brackets", () => {
+  const text = `a: b\n${"#]\n#}\n".repeat(100_000)}`;
+  assert.is(hasFlowCollectionKey(text), false);
+  assert.is(hasFlowCollectionKey(`${text}:`), true);
 });
 
 test.run();
