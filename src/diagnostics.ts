@@ -82,6 +82,8 @@ export function sortDiagnostics(list: readonly Diagnostic[]): Diagnostic[] {
     (a, b) =>
       (a.severity === b.severity ? 0 : a.severity === "error" ? -1 : 1) ||
       codePointOrder(a.file, b.file) ||
+      // The count of a file's problems not shown comes after those shown.
+      Number(isNotShown(a)) - Number(isNotShown(b)) ||
       a.line - b.line ||
       a.column - b.column ||
       codePointOrder(a.path, b.path) ||
@@ -95,6 +97,12 @@ export function sortDiagnostics(list: readonly Diagnostic[]): Diagnostic[] {
  * the text, which for a large file would otherwise cost time per problem.
  */
 export const MAX_DIAGNOSTICS_PER_FILE = 100;
+
+const NOT_SHOWN = / more problems in this file are not shown$/;
+
+function isNotShown(d: Diagnostic): boolean {
+  return d.path === "" && NOT_SHOWN.test(d.message);
+}
 
 /** The one line that stands for the problems of a file beyond MAX_DIAGNOSTICS_PER_FILE. */
 export function notShown(

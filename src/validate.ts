@@ -125,6 +125,9 @@ export function checkShape(source: LabSource): {
   // Secrets are looked for first and whatever the shape: key material must never pass unnoticed.
   checkNoSecrets(r, source.data, []);
   checkNoSecretsInText(r, source.text);
+  // A list of 100,000 wrong values would drown the shape check (and overflow zod's stack).
+  if (!checkSizes(r, source.data, []))
+    return { input: undefined, diagnostics: r.list };
   const parsed = LabSchema.safeParse(source.data);
   if (!parsed.success)
     for (const issue of parsed.error.issues) reportIssue(r, issue);
@@ -132,6 +135,33 @@ export function checkShape(source: LabSource): {
     input: parsed.success && r.list.length === 0 ? parsed.data : undefined,
     diagnostics: r.list,
   };
+}
+
+/**
+ * The most items of any list, and keys of any mapping, a lab file may hold. The largest real
+ * ones are a lab's intranet ranges (each a route in every zone's route table, where AWS allows
+ * at most 1,000) and its triggers; every cross-check of a list stays fast at this size.
+ */
+export const MAX_COLLECTION_SIZE = 1000;
+
+/** Every list and mapping within MAX_COLLECTION_SIZE; false (after reporting) otherwise. */
+function checkSizes(r: Reporter, value: unknown, path: YamlPath): boolean {
+  if (value === null || typeof value !== "object") return true;
+  const entries: [string | number, unknown][] = Array.isArray(value)
+    ? value.map((v, i) => [i, v])
+    : Object.entries(value);
+  if (entries.length > MAX_COLLECTION_SIZE) {
+    const what = Array.isArray(value) ? "list" : "mapping";
+    r.error(
+      path,
+      `this ${what} has ${entries.length} ${Array.isArray(value) ? "items" : "keys"}, more than a lab file may hold (${MAX_COLLECTION_SIZE})`,
+      "a lab's lists are short; check that this is the right file, or split the lab",
+    );
+    return false;
+  }
+  let ok = true;
+  for (const [step, v] of entries) ok = checkSizes(r, v, [...path, step]) && ok;
+  return ok;
 }
 
 function reportIssue(r: Reporter, issue: z.core.$ZodIssue): void {
@@ -460,7 +490,9 @@ export function checkLab(source: LabSource, lab: LabInput): Diagnostic[] {
         `${b.net.text} overlaps ${a.net.text} (${formatPath(a.path)})`,
         "give every subnet of the lab its own address range",
       );
+      return true;
     }
+    return false;
   });
   for (const i of intranet) {
     if (vpc && overlaps(i.net, vpc)) {
@@ -472,12 +504,13 @@ export function checkLab(source: LabSource, lab: LabInput): Diagnostic[] {
     }
   }
   pairwise(intranet, (a, b) => {
-    if (overlaps(a.net, b.net))
-      r.error(
-        b.path,
-        `${b.net.text} overlaps ${a.net.text} (${formatPath(a.path)})`,
-        "list each intranet range once; merge or remove the overlapping one",
-      );
+    if (!overlaps(a.net, b.net)) return false;
+    r.error(
+      b.path,
+      `${b.net.text} overlaps ${a.net.text} (${formatPath(a.path)})`,
+      "list each intranet range once; merge or remove the overlapping one",
+    );
+    return true;
   });
 
   const inIntranet = (address: string) =>
@@ -486,16 +519,19 @@ export function checkLab(source: LabSource, lab: LabInput): Diagnostic[] {
   for (const [path, list] of [
     [["intranet", "nameservers"], lab.intranet.nameservers ?? []],
     [["pipeline", "runner_tags"], lab.pipeline.runner_tags ?? []],
-  ] as const)
+  ] as const) {
+    const first = new Map<string, number>();
     list.forEach((item, i) => {
-      const first = list.indexOf(item);
-      if (first < i)
+      const at = first.get(item);
+      if (at === undefined) first.set(item, i);
+      else
         r.error(
           [...path, i],
-          `${item} is listed twice (${formatPath([...path, first])})`,
+          `${item} is listed twice (${formatPath([...path, at])})`,
           "list each entry once",
         );
     });
+  }
   (lab.intranet.nameservers ?? []).forEach((ns, i) => {
     if (intranet.length > 0 && !inIntranet(ns)) {
       r.error(
@@ -843,7 +879,9 @@ function checkTunnels(
         `tunnel address ${b.net.text.replace("/32", "")} is also used at ${formatPath(a.path)}${a.runner !== b.runner ? ` (runner ${a.runner})` : ""}`,
         "every runner needs its own tunnel addresses",
       );
+      return true;
     }
+    return false;
   });
   for (const t of tunnelAddresses) {
     if (vpc && overlaps(t.net, vpc))
@@ -949,7 +987,9 @@ function checkCredentials(r: Reporter, lab: LabInput): void {
         `${b.file} is also used at ${formatPath(a.path)}${a.runner !== b.runner ? ` (runner ${a.runner})` : ""}`,
         "credentials are per runner (a static key admits one client at a time): give each runner its own file",
       );
+      return true;
     }
+    return false;
   });
 }
 
@@ -1003,8 +1043,9 @@ function checkNoSecretsInText(r: Reporter, text: string): void {
   while (stack.length > 0) {
     const token = stack.pop();
     if (token === null || typeof token !== "object") continue;
+    // One push per item: spreading a list of 150,000 tokens overflows the call stack.
     if (Array.isArray(token)) {
-      stack.push(...(token as unknown[]));
+      for (const item of token as unknown[]) stack.push(item);
       continue;
     }
     const { type, offset, source } = token as {
@@ -1025,7 +1066,7 @@ function checkNoSecretsInText(r: Reporter, text: string): void {
         "remove it: no key material belongs in a lab file, not even in a comment; the lab names key files on the runner instead",
       );
     // Scalars too: comments after a value, or in a block scalar's header, hang below them.
-    stack.push(...Object.values(token as object));
+    for (const value of Object.values(token as object)) stack.push(value);
   }
 }
 
@@ -1058,7 +1099,9 @@ function checkEgressAndNames(
           `${b.d} overlaps ${a.d} (intranet.domains[${a.i}])`,
           "list a routing domain once; the parent domain already covers its subdomains",
         );
+        return true;
       }
+      return false;
     },
   );
   (lab.egress ?? []).forEach((e, i) => {
@@ -1191,9 +1234,16 @@ const TRIGGER_SHARED_KEYS: ReadonlyMap<string, string> = new Map([
   ["runner_tags", "pipeline.runner_tags"],
 ]);
 
-function pairwise<T>(items: readonly T[], f: (a: T, b: T) => void): void {
+/**
+ * Each item against every one before it. When `f` returns true (it reported a clash), the item
+ * is done: a list of 1,000 equal entries gets 999 messages, not half a million.
+ */
+function pairwise<T>(
+  items: readonly T[],
+  f: (a: T, b: T) => boolean | void,
+): void {
   for (let j = 1; j < items.length; j++)
-    for (let i = 0; i < j; i++) f(items[i]!, items[j]!);
+    for (let i = 0; i < j; i++) if (f(items[i]!, items[j]!) === true) break;
 }
 
 /** One lab of a set, for the cross-lab rules. */
