@@ -6,9 +6,11 @@ import {
   checkLabFiles,
   checkLabTrees,
   OutputError,
+  readAtMost,
   writeLabTrees,
   type TreeChange,
 } from "./emit.js";
+import { MAX_LAB_BYTES } from "./source.js";
 
 /** Exit codes, documented in the README. */
 export const EXIT = { ok: 0, drift: 1, badInput: 2, internal: 3 } as const;
@@ -299,24 +301,29 @@ function summarize(c: TreeChange): string {
   return `${total} files: ${c.added.length} added, ${c.changed.length} changed, ${c.removed.length} removed, ${c.unchanged} unchanged`;
 }
 
+/**
+ * The text of a lab file for excerpts, or "". Only a regular file, opened without blocking and
+ * read to the lab size cap at most: a FIFO could block forever and a proc file never end.
+ */
+function excerptText(file: string): string {
+  let fd: number | undefined;
+  try {
+    fd = fs.openSync(file, fs.constants.O_RDONLY | fs.constants.O_NONBLOCK);
+    const st = fs.fstatSync(fd);
+    if (!st.isFile()) return "";
+    return readAtMost(fd, st.size, MAX_LAB_BYTES)?.toString("utf8") ?? "";
+  } catch {
+    return "";
+  } finally {
+    if (fd !== undefined) fs.closeSync(fd);
+  }
+}
+
 function printDiagnostics(list: readonly Diagnostic[], io: Io): void {
   const texts = new Map<string, string>();
   for (const d of list) {
     io.err(`${formatDiagnostic(d)}\n`);
-    if (!texts.has(d.file)) {
-      try {
-        // Only a regular file: reading a FIFO or a device for an excerpt could block forever.
-        const st = fs.statSync(d.file);
-        texts.set(
-          d.file,
-          st.isFile() && st.size <= 1 << 20
-            ? fs.readFileSync(d.file, "utf8")
-            : "",
-        );
-      } catch {
-        texts.set(d.file, "");
-      }
-    }
+    if (!texts.has(d.file)) texts.set(d.file, excerptText(d.file));
     const shown = excerpt(d, texts.get(d.file) ?? "");
     if (shown !== "") io.err(`${shown}\n`);
   }

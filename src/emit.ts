@@ -32,6 +32,30 @@ function unreadable(file: string, message: string, hint: string): Diagnostic {
 }
 
 /**
+ * The bytes of an open file, or undefined if it holds more than `max`. Read to the cap, never
+ * past it: a file of the proc filesystem reports size 0 and may hold gigabytes
+ * (/proc/self/pagemap). `size` is what fstat said, for the usual one read.
+ */
+export function readAtMost(
+  fd: number,
+  size: number,
+  max: number,
+): Buffer | undefined {
+  const chunks: Buffer[] = [];
+  let total = 0;
+  for (;;) {
+    const chunk = Buffer.allocUnsafe(
+      Math.min(Math.max(size + 1, 1 << 16), max + 1),
+    );
+    const n = fs.readSync(fd, chunk, 0, chunk.length, null);
+    if (n === 0) return Buffer.concat(chunks, total);
+    total += n;
+    if (total > max) return undefined;
+    chunks.push(chunk.subarray(0, n));
+  }
+}
+
+/**
  * The bytes of one lab file, or why not. Opened without blocking and checked before reading:
  * a FIFO would wait forever for a writer and a device like /dev/zero never ends.
  */
@@ -74,7 +98,10 @@ function readLabFile(file: string): Uint8Array | Diagnostic {
         "give the path of a lab YAML file",
       );
     if (st.size > MAX_LAB_BYTES) return unreadable(file, ...tooLarge(st.size));
-    return fs.readFileSync(fd);
+    return (
+      readAtMost(fd, st.size, MAX_LAB_BYTES) ??
+      unreadable(file, ...tooLarge(MAX_LAB_BYTES, { atLeast: true }))
+    );
   } catch (e) {
     return unreadable(
       file,
@@ -95,14 +122,16 @@ export function checkLabFiles(files: readonly string[]): CheckResult {
   const problems: Diagnostic[] = [];
   const seen = new Set<string>();
   for (const file of files) {
-    let real = path.resolve(file);
+    // The same file by any name (a symbolic or hard link) is one lab.
+    let id = path.resolve(file);
     try {
-      real = fs.realpathSync(file);
+      const st = fs.statSync(file);
+      id = `${st.dev}:${st.ino}`;
     } catch {
       // Reported by readLabFile.
     }
-    if (seen.has(real)) continue;
-    seen.add(real);
+    if (seen.has(id)) continue;
+    seen.add(id);
     const read = readLabFile(file);
     if (read instanceof Uint8Array) texts.push({ file, text: read });
     else problems.push(read);

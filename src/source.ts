@@ -41,9 +41,14 @@ export interface LabSource {
 /** A lab file is a few kilobytes; anything this large is a mistake, and rejecting it early keeps every run fast. */
 export const MAX_LAB_BYTES = 1024 * 1024;
 /** The message and hint for a lab file over MAX_LAB_BYTES, whether it is found before or after reading. */
-export function tooLarge(size: number): [message: string, hint: string] {
+export function tooLarge(
+  size: number,
+  { atLeast = false } = {},
+): [message: string, hint: string] {
   return [
-    `file is ${size} bytes, more than a lab file may be (${MAX_LAB_BYTES} bytes)`,
+    atLeast
+      ? `file is larger than a lab file may be (${MAX_LAB_BYTES} bytes)`
+      : `file is ${size} bytes, more than a lab file may be (${MAX_LAB_BYTES} bytes)`,
     "a lab file describes one lab in a few kilobytes; check that this is the right file",
   ];
 }
