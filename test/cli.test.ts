@@ -367,9 +367,21 @@ test("lab files that are not regular files, or that lie in a directory the run r
       /lies in .*out\/foo, which this run replaces/,
     );
     assert.is(fs.readFileSync(inside, "utf8"), fs.readFileSync(FOO, "utf8"));
-    // The same file twice is one lab, not a clash with itself.
-    const twice = runCli([FOO, FOO, "-o", path.join(dir, "twice"), "-q"]);
+    // The same file twice is one lab, not a clash with itself, whatever name it goes by.
+    const hard = path.join(dir, "hard.yaml");
+    const soft = path.join(dir, "soft.yaml");
+    fs.linkSync(FOO, hard);
+    fs.symlinkSync(FOO, soft);
+    const twice = runCli([FOO, FOO, hard, soft, "-o", path.join(dir, "twice")]);
     assert.is(twice.status, 0, twice.stderr);
+    assert.match(twice.stdout, /^gen-lab: .*twice\/foo: 17 files/m);
+    // A proc file says it is empty and never ends: read to the cap, then refused.
+    const started = Date.now();
+    assertRefused(
+      runCli(["/proc/self/pagemap", "-o", path.join(dir, "out")]),
+      /file is larger than a lab file may be/,
+    );
+    assert.ok(Date.now() - started < 10_000, "read no further than the cap");
   } finally {
     cleanup();
   }
