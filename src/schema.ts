@@ -24,6 +24,45 @@ const pattern = (re: RegExp, what: string, example: string) =>
     ),
   });
 
+/**
+ * A container image reference as the distribution/reference grammar (what Docker, Podman,
+ * containerd and Kubernetes parse) defines it: `[registry[:port]/]path[:tag][@digest]`, each
+ * path component lowercase letters and digits joined by `.`, `_`, `__` or dashes, a tag of at
+ * most 128 word characters, dots and dashes after a word character. A reference outside it
+ * makes every pod of the CronJob fail with InvalidImageName.
+ */
+const IMAGE_RE = (() => {
+  const domainComponent = "[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?";
+  const domain = `${domainComponent}(?:\\.${domainComponent})*(?::(?<port>[0-9]+))?`;
+  const pathComponent = "[a-z0-9]+(?:(?:[_.]|__|-+)[a-z0-9]+)*";
+  const name = `(?<name>(?:${domain}/)?${pathComponent}(?:/${pathComponent})*)`;
+  const tag = "\\w[\\w.-]{0,127}";
+  const digest =
+    "[A-Za-z][A-Za-z0-9]*(?:[-_+.][A-Za-z][A-Za-z0-9]*)*:[0-9a-fA-F]{32,}";
+  return new RegExp(`^${name}(?::${tag})?(?:@${digest})?$`);
+})();
+
+/** distribution/reference's limit on the name (registry and path), and one on the whole text. */
+const IMAGE_NAME_MAX = 255;
+const IMAGE_MAX = 1024;
+
+function isImageReference(text: string): boolean {
+  // The length first: the pattern is only fast on texts of a sane size.
+  if (text.length > IMAGE_MAX) return false;
+  const m = IMAGE_RE.exec(text);
+  if (!m) return false;
+  const { name, port } = m.groups!;
+  return (
+    name!.length <= IMAGE_NAME_MAX &&
+    (port === undefined || Number(port) <= 65535)
+  );
+}
+
+const IMAGE_ERROR = err(
+  "must be a container image reference, [registry[:port]/]path[:tag][@digest], as Docker and Kubernetes read it",
+  'path components of lowercase letters and digits, joined by ".", "_", "__" or "-"; for example "quay.io/cki/cki-tools:production"',
+);
+
 /** Dotted-quad IPv4 without leading zeros: the only form every consumer (NM, iptables, AWS) reads alike. */
 const IPV4_RE =
   /^(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)(\.(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)){3}$/;
@@ -381,13 +420,10 @@ const PipelineSchema = z.strictObject({
       'five fields, for example "0 */4 * * *"',
     ),
   }),
-  image: pattern(
-    // [registry[:port]/]path[:tag][@digest], the tag as Docker allows it (a word character
-    // first, at most 128).
-    /^[a-z0-9][a-z0-9._-]*(?::[0-9]{1,5})?(?:\/[a-z0-9][a-z0-9._-]*)*(?::\w[\w.-]{0,127})?(?:@sha256:[0-9a-f]{64})?$/,
-    "a container image reference",
-    "quay.io/cki/cki-tools:production",
-  ).default("quay.io/cki/cki-tools:production"),
+  image: z
+    .string({ error: IMAGE_ERROR })
+    .refine(isImageReference, { error: IMAGE_ERROR })
+    .default("quay.io/cki/cki-tools:production"),
   triggers: nonEmpty(
     TriggerSchema,
     "trigger",

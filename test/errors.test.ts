@@ -1303,22 +1303,46 @@ test("an excerpt escapes control and bidi characters, with its caret under the s
   assert.is(caret.indexOf("^"), line.indexOf("\\u{202E}"));
 });
 
-test("an image from a registry with a port is accepted", () => {
+function imageErrors(image: string): Diagnostic[] {
+  const text = edit(
+    FOO,
+    "image: quay.io/cki/cki-tools:production",
+    `image: "${image}"`,
+  );
+  return checkLabs([{ file: "labs/foo.yaml", text }]).diagnostics.filter(
+    (d) => d.severity === "error",
+  );
+}
+
+test("image references the distribution grammar allows are accepted", () => {
   for (const image of [
     "registry.example.com:5000/cki/cki-tools:production",
     "localhost:5000/tools",
+    "ubuntu",
+    "Registry.Example.COM/a_b/c__d/e---f.g:V1.2-rc_3",
+    `quay.io/cki/cki-tools:production@sha256:${"0a".repeat(32)}`,
+  ])
+    assert.equal(imageErrors(image), [], image);
+});
+
+test("image references runtimes reject are refused, at the image", () => {
+  for (const image of [
+    "quay.io/a-/b",
+    "a..b/c",
+    "a___b",
+    "cki./x",
+    "quay.io:99999/x",
+    "a".repeat(300),
+    "quay.io/Cki/x",
+    "quay.io/cki/x:-tag",
+    `x:${"a".repeat(129)}`,
+    "quay.io//x",
+    "quay.io/cki/x@sha256:abc",
   ]) {
-    const text = edit(
-      FOO,
-      "image: quay.io/cki/cki-tools:production",
-      `image: ${image}`,
-    );
-    const result = checkLabs([{ file: "labs/foo.yaml", text }]);
-    assert.equal(
-      result.diagnostics.filter((d) => d.severity === "error"),
-      [],
-      image,
-    );
+    const errors = imageErrors(image);
+    assert.is(errors.length, 1, image);
+    assert.is(errors[0]!.path, "pipeline.image", image);
+    assert.match(errors[0]!.message, /must be a container image reference/);
   }
 });
 
