@@ -384,9 +384,15 @@ const TriggerSchema = z.strictObject({
     "a git branch name",
     "main",
   ),
+  // Each entry becomes a variable of the triggered pipeline: GitLab refuses a variable whose
+  // name is not letters, digits and `_` (at most 255), and the trigger fails at run time.
   extra: z
     .record(
-      z.string(),
+      pattern(
+        /^[A-Za-z0-9_]{1,255}$/,
+        "a GitLab CI/CD variable name (letters, digits and _)",
+        "architectures",
+      ),
       z.string({
         error: err(
           "must be a string",

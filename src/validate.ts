@@ -449,7 +449,10 @@ export function checkLab(source: LabSource, lab: LabInput): Diagnostic[] {
   };
 
   const vpc = cidr(["aws", "vpc_cidr"], lab.aws.vpc_cidr, "the VPC");
-  if (vpc) checkAwsPrefix(r, ["aws", "vpc_cidr"], vpc, "VPC");
+  if (vpc) {
+    checkAwsPrefix(r, ["aws", "vpc_cidr"], vpc, "VPC");
+    checkReservedRanges(r, ["aws", "vpc_cidr"], vpc, "VPC CIDR", VPC_HINTS);
+  }
   const intranet: { path: YamlPath; net: Net }[] = [];
   lab.intranet.cidrs.forEach((c, i) => {
     const net = cidr(["intranet", "cidrs", i], c, "an intranet CIDR");
@@ -540,6 +543,15 @@ export function checkLab(source: LabSource, lab: LabInput): Diagnostic[] {
         "the nameservers are reached through the tunnel: use an address in the intranet, or add its range to intranet.cidrs",
       );
     }
+    for (const { net } of intranet) {
+      const notHost = notAHost(ns, net);
+      if (notHost)
+        r.error(
+          ["intranet", "nameservers", i],
+          `${ns} is ${notHost}, not a server's address`,
+          "give the address of a DNS server in the lab",
+        );
+    }
   });
 
   // Zones and runners.
@@ -609,6 +621,15 @@ export function checkLab(source: LabSource, lab: LabInput): Diagnostic[] {
     }
   });
 
+  lab.runners.forEach((runner, i) => {
+    const taken = notAnUplink(runner.interface, lab);
+    if (taken)
+      r.error(
+        ["runners", i, "interface"],
+        `${runner.interface} is ${taken}, not the runner's ethernet uplink`,
+        'give the interface the runner reaches the VPC through, for example "eth0" or "ens5"',
+      );
+  });
   checkTunnels(r, lab, vpc, intranet);
   checkCredentials(r, lab);
   checkEgressAndNames(r, lab, intranet);
@@ -631,8 +652,16 @@ function checkVpnRemote(
   intranet: readonly { path: YamlPath; net: Net }[],
 ): void {
   const remote = lab.vpn.remote;
-  if (!/^[\d.]+$/.test(remote) || ipv4Problem(remote) !== undefined) return;
   const path: YamlPath = ["vpn", "remote"];
+  if (/^localhost\.?$|\.localhost\.?$/i.test(remote)) {
+    r.error(
+      path,
+      `the VPN endpoint ${remote} is the runner itself (localhost names loopback)`,
+      "give the host name or public address of the lab's VPN endpoint",
+    );
+    return;
+  }
+  if (!/^[\d.]+$/.test(remote) || ipv4Problem(remote) !== undefined) return;
   const at = hostNet(remote);
   const inside = intranet.find((i) => contains(i.net, at));
   if (inside)
@@ -642,12 +671,30 @@ function checkVpnRemote(
       "give the endpoint's public address; the intranet is what lies behind it",
     );
   for (const f of FORBIDDEN)
-    if (f.hint === NOT_ROUTABLE_HINT && contains(f.net, at))
+    if (contains(f.net, at))
       r.error(
         path,
         `the VPN endpoint ${remote} is in ${f.net.text}, ${f.why}`,
         "give the endpoint's public address",
       );
+  lab.runners.forEach((runner, i) => {
+    if (runner.address === remote)
+      r.error(
+        path,
+        `the VPN endpoint ${remote} is runners[${i}].address, the runner itself`,
+        "give the endpoint's public address",
+      );
+  });
+  const vpc = parseNet(networkOf(lab.aws.vpc_cidr));
+  if (
+    contains(vpc, at) &&
+    lab.runners.every((runner) => runner.address !== remote)
+  )
+    r.warn(
+      path,
+      `the VPN endpoint ${remote} is inside the VPC ${vpc.text}`,
+      "the runners reach the lab's endpoint through the internet gateway: give its public address, unless the endpoint really runs in this VPC",
+    );
   lab.runners.forEach((runner, i) => {
     for (const f of ["local_ip", "remote_ip", "address"] as const) {
       const own = (runner.vpn as Record<string, string | undefined>)[f];
@@ -681,16 +728,60 @@ function checkAwsPrefix(
   );
 }
 
+/**
+ * What a runner interface name already is, when it cannot be the uplink the runner's ethernet
+ * profile binds to: loopback, Docker's bridge, an OpenVPN or the lab's WireGuard device.
+ */
+function notAnUplink(name: string, lab: LabInput): string | undefined {
+  if (name === "lo") return "the loopback interface";
+  if (name === "docker0") return "Docker's bridge";
+  if (/^(?:tun|tap)\d*$/.test(name)) return "a tunnel device (OpenVPN's)";
+  if (lab.vpn.type === "wireguard" && name === wireguardInterface(lab))
+    return "the lab's WireGuard interface";
+  return undefined;
+}
+
+/**
+ * "the network address of <net>" or "the broadcast address of <net>" when `address` is one of
+ * them, for a network with room for hosts between (a /31 or /32 is all hosts); else undefined.
+ */
+function notAHost(address: string, net: Net): string | undefined {
+  if (net.prefix > 30 || !containsAddress(net, address)) return undefined;
+  const at = hostNet(address).first;
+  if (at === net.first) return `the network address of ${net.text}`;
+  if (at === net.last) return `the broadcast address of ${net.text}`;
+  return undefined;
+}
+
 /** `.14` for `10.0.0.14`: the short form people use for an address within a small subnet. */
 function lastOctet(address: string): string {
   return `.${address.split(".")[3]}`;
 }
+
+/** The hints for a range routed into the tunnel (the intranet, tunnel addresses). */
+const TUNNEL_HINTS = {
+  forbidden:
+    "traffic to it would never reach the tunnel: choose another range (the lab must renumber, or leave this range out)",
+  pool: "a Docker network created from that pool on a runner or worker would shadow this route; set Docker's default-address-pools to avoid it",
+} as const;
+
+/**
+ * The hints for the VPC, where the runners and workers have their own addresses. No Docker
+ * pool warning: Docker skips a pool that overlaps a route of the host, which its own subnet
+ * is (and AWS's default VPC, 172.31.0.0/16, lies in one).
+ */
+const VPC_HINTS = {
+  forbidden:
+    "every runner and worker has this range on an interface of its own, so VPC addresses in it are unreachable (the workers' DNS server among them); AWS advises against it too: use a VPC outside it",
+  pool: undefined,
+} as const;
 
 function checkReservedRanges(
   r: Reporter,
   path: YamlPath,
   net: Net,
   what: string,
+  hints: { forbidden: string; pool: string | undefined } = TUNNEL_HINTS,
 ): void {
   const shown = net.prefix === 32 ? net.text.slice(0, -3) : net.text;
   for (const f of FORBIDDEN) {
@@ -698,19 +789,42 @@ function checkReservedRanges(
       r.error(
         path,
         `${what} ${shown} overlaps ${f.net.text}, ${f.why}`,
-        f.hint ??
-          "traffic to it would never reach the tunnel: choose another range (the lab must renumber, or leave this range out)",
+        f.hint ?? hints.forbidden,
       );
     }
   }
   const pool = DOCKER_POOLS.find((p) => overlaps(net, p));
-  if (pool) {
+  if (pool && hints.pool) {
     r.warn(
       path,
       `${what} ${shown} overlaps Docker's default address pool ${pool.text}`,
-      "a Docker network created from that pool on a runner or worker would shadow this route; set Docker's default-address-pools to avoid it",
+      hints.pool,
     );
   }
+}
+
+/** Where tunnel addresses usually come from: private /24s, the habitual one first. */
+const TUNNEL_RANGES: readonly Net[] = [
+  "10.255.0.0/24",
+  "10.254.0.0/24",
+  "192.168.255.0/24",
+  "172.31.255.0/24",
+  "10.0.255.0/24",
+  "192.168.254.0/24",
+].map(parseNet);
+
+/** `, e.g. from <range>`: the first usual tunnel range clear of the VPC and the intranet, or "". */
+function freeTunnelRange(
+  vpc: Net | undefined,
+  intranet: readonly { net: Net }[],
+): string {
+  const free = TUNNEL_RANGES.find(
+    (t) =>
+      !(vpc && overlaps(t, vpc)) &&
+      !intranet.some((i) => overlaps(t, i.net)) &&
+      !DOCKER_POOLS.some((p) => overlaps(t, p)),
+  );
+  return free ? `, e.g. from ${free.text}` : "";
 }
 
 /** Per tunnel type: which per-runner fields are required, which make no sense, and the tunnel address rules. */
@@ -860,6 +974,13 @@ function checkTunnels(
           `${address} would route ${route.text} into the tunnel: its prefix is shorter than /${MIN_WIREGUARD_PREFIX}`,
           `write the runner's own address as /32, e.g. ${addr}/32 (the lab's routes come from intranet.cidrs); a tunnel network needs a prefix of /${MIN_WIREGUARD_PREFIX} or longer`,
         );
+      const notHost = notAHost(addr!, route);
+      if (notHost)
+        r.error(
+          path,
+          `${addr} is ${notHost}, not an address a host can have`,
+          `give the runner an address inside ${route.text}, or write it as /32`,
+        );
       tunnelAddresses.push({
         path,
         net: hostNet(addr!),
@@ -883,12 +1004,13 @@ function checkTunnels(
     }
     return false;
   });
+  const pickTunnel = `pick tunnel addresses outside the VPC and the intranet${freeTunnelRange(vpc, intranet)}`;
   for (const t of tunnelAddresses) {
     if (vpc && overlaps(t.net, vpc))
       r.error(
         t.path,
         `tunnel address ${t.net.text.replace("/32", "")} is inside the VPC ${vpc.text}`,
-        "pick tunnel addresses outside the VPC and the intranet, e.g. from 10.255.0.0/24",
+        pickTunnel,
       );
     else if (vpc && t.route && overlaps(t.route, vpc))
       r.error(
@@ -901,7 +1023,7 @@ function checkTunnels(
         r.error(
           t.path,
           `tunnel address ${t.net.text.replace("/32", "")} is inside the intranet ${i.net.text}`,
-          "pick tunnel addresses outside the VPC and the intranet, e.g. from 10.255.0.0/24",
+          pickTunnel,
         );
     }
     checkReservedRanges(
@@ -1191,21 +1313,16 @@ function checkBucketsAndPipeline(r: Reporter, lab: LabInput): void {
       );
     else triggers.set(t.name, i);
     // extra is merged flat into the trigger's gitrepo-trigger entry: it must not replace what
-    // the trigger sets itself, nor use gitrepo-trigger's own dotted keys (.extends).
+    // the trigger sets itself. (gitrepo-trigger's own dotted keys, like .extends, are no
+    // variable names: the schema refuses them.)
     for (const key of Object.keys(t.extra ?? {})) {
-      if (
-        TRIGGER_OWN_KEYS.includes(key) ||
-        TRIGGER_SHARED_KEYS.has(key) ||
-        key.startsWith(".")
-      )
+      if (TRIGGER_OWN_KEYS.includes(key) || TRIGGER_SHARED_KEYS.has(key))
         r.error(
           ["pipeline", "triggers", i, "extra", key],
           `extra key ${JSON.stringify(key)} is not a pipeline variable gen-lab can pass through`,
-          key.startsWith(".")
-            ? "keys starting with a dot are gitrepo-trigger's own: remove it"
-            : TRIGGER_SHARED_KEYS.has(key)
-              ? `gen-lab writes ${key} for every trigger from ${TRIGGER_SHARED_KEYS.get(key)}: set it there`
-              : `set ${key} on the trigger itself, not in extra`,
+          TRIGGER_SHARED_KEYS.has(key)
+            ? `gen-lab writes ${key} for every trigger from ${TRIGGER_SHARED_KEYS.get(key)}: set it there`
+            : `set ${key} on the trigger itself, not in extra`,
           { key: true },
         );
     }

@@ -385,7 +385,17 @@ const invalid: { what: string; text: string; error: RegExp }[] = [
       'extra: { architectures: "x86_64 aarch64" }',
       'extra: { ".extends": ".other" }',
     ),
-    error: /^pipeline\.triggers\[0\]\.extra\.\.extends: extra key "\.extends"/,
+    error:
+      /^pipeline\.triggers\[0\]\.extra\.\.extends: key must be a GitLab CI\/CD variable name/,
+  },
+  {
+    what: "an extra key GitLab refuses as a variable name",
+    text: FOO.replace(
+      'extra: { architectures: "x86_64 aarch64" }',
+      'extra: { "kernel-config": "debug" }',
+    ),
+    error:
+      /^pipeline\.triggers\[0\]\.extra\.kernel-config: key must be a GitLab CI\/CD variable name \(letters, digits and _\).*got "kernel-config"/,
   },
   {
     what: "prefix makes an sg- security group name",
