@@ -379,6 +379,84 @@ const cases: Case[] = [
     at: /remote: 10\.255\.0\.1/,
     message: /runners\[0\]\.vpn\.remote_ip, an address inside the tunnel/,
   },
+  ...[
+    ["localhost", /the runner itself \(localhost names loopback\)/],
+    ["169.254.169.254", /169\.254\.0\.0\/16, link-local/],
+    ["172.17.0.1", /172\.17\.0\.0\/16, Docker's default bridge/],
+    ["172.31.200.10", /runners\[0\]\.address, the runner itself/],
+  ].map(([remote, message]): Case => ({
+    rule: `a VPN endpoint at ${String(remote)}`,
+    text: edit(
+      FOO,
+      /remote: vpn\.foo\.example\.com/,
+      `remote: ${String(remote)}`,
+    ),
+    path: "vpn.remote",
+    at: new RegExp(`remote: ${String(remote).replace(/\./g, "\\.")}`),
+    message: message as RegExp,
+  })),
+  {
+    rule: "a VPN endpoint elsewhere in the VPC warns",
+    text: edit(FOO, /remote: vpn\.foo\.example\.com/, "remote: 172.31.5.5"),
+    path: "vpn.remote",
+    at: /remote: 172\.31\.5\.5/,
+    message: /inside the VPC 172\.31\.0\.0\/16.*public address/,
+    severity: "warning",
+  },
+  ...[
+    ["127.31", /127\.0\.0\.0\/8, loopback/],
+    [
+      "169.254",
+      /169\.254\.0\.0\/16, link-local.*VPC addresses in it are unreachable/,
+    ],
+    [
+      "172.17",
+      /172\.17\.0\.0\/16, Docker's default bridge.*VPC addresses in it are unreachable/,
+    ],
+  ].map(([first, message]): Case => ({
+    rule: `a VPC in ${String(first)}.0.0/16`,
+    text: FOO.replace(/172\.31\./g, `${String(first)}.`),
+    path: "aws.vpc_cidr",
+    at: /vpc_cidr:/,
+    message: message as RegExp,
+  })),
+  {
+    rule: "the hint for a tunnel address in the intranet names a free range",
+    text: edit(
+      FOO,
+      "cidrs: [10.20.0.0/16]",
+      "cidrs: [10.20.0.0/16, 10.255.0.0/24]",
+    ),
+    path: "runners[0].vpn.local_ip",
+    at: /local_ip: 10\.255\.0\.2/,
+    message:
+      /inside the intranet 10\.255\.0\.0\/24.*e\.g\. from 10\.254\.0\.0\/24/,
+  },
+  ...[
+    ["10.20.0.0", /the network address of 10\.20\.0\.0\/16/],
+    ["10.20.255.255", /the broadcast address of 10\.20\.0\.0\/16/],
+  ].map(([ns, message]): Case => ({
+    rule: `a nameserver at ${String(ns)}`,
+    text: edit(
+      FOO,
+      "nameservers: [10.20.0.53]",
+      `nameservers: [${String(ns)}]`,
+    ),
+    path: "intranet.nameservers[0]",
+    at: /nameservers: \[/,
+    message: message as RegExp,
+  })),
+  ...["lo", "docker0", "tun0"].map((name): Case => ({
+    rule: `runner interface ${name}`,
+    text: edit(
+      FOO,
+      "    zone: us-east-1a\n",
+      `    zone: us-east-1a\n    interface: ${name}\n`,
+    ),
+    path: "runners[0].interface",
+    at: new RegExp(`interface: ${name}`),
+    message: /not the runner's ethernet uplink/,
+  })),
   {
     rule: "a VPN endpoint written as a hex number",
     text: edit(FOO, /remote: vpn\.foo\.example\.com/, 'remote: "0x7f000001"'),
@@ -667,6 +745,28 @@ const cases: Case[] = [
     path: "runners[0].vpn.address",
     at: /address: 10\.255\.0\.2\/0/,
     message: /would route 0\.0\.0\.0\/0 into the tunnel.*10\.255\.0\.2\/32/,
+  },
+  {
+    rule: "WireGuard address on the network address of its prefix",
+    text: edit(
+      WG_FOO,
+      /^      address: 10\.255\.0\.2\/32$/m,
+      "      address: 10.255.0.0/24",
+    ),
+    path: "runners[0].vpn.address",
+    at: /address: 10\.255\.0\.0\/24/,
+    message: /10\.255\.0\.0 is the network address of 10\.255\.0\.0\/24/,
+  },
+  {
+    rule: "the runner interface named as the lab's WireGuard device",
+    text: edit(
+      WG_FOO,
+      "    zone: us-east-1a\n",
+      "    zone: us-east-1a\n    interface: wg-foo\n",
+    ),
+    path: "runners[0].interface",
+    at: /interface: wg-foo/,
+    message: /the lab's WireGuard interface/,
   },
   {
     rule: "day of week 7, which Kubernetes refuses (robfig/cron: 0-6)",

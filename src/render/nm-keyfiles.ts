@@ -14,7 +14,7 @@ export const LIBRESWAN_SERVICE = "org.freedesktop.NetworkManager.libreswan";
 export const UPLINK_AUTOCONNECT_PRIORITY = 100;
 
 /** The kernel's limit for interface names is 15 characters. */
-export function wireguardInterface(lab: LabModel): string {
+export function wireguardInterface(lab: Pick<LabModel, "name">): string {
   return `wg-${lab.name}`.slice(0, 15);
 }
 
