@@ -487,7 +487,9 @@ function findOffset(doc: Document, path: YamlPath, wantKey: boolean): number {
   for (let i = 0; i < path.length; i++) {
     const step = path[i];
     const last = i === path.length - 1;
-    if (isAlias(node)) node = node.resolve(doc);
+    // Inside an alias the data is the anchor's, but the problem is here, where it was used:
+    // point at the alias, not into the anchored node (whose own place may be fine).
+    if (isAlias(node)) return valueOffset;
     if (isMap(node) && typeof step === "string") {
       const pair = node.items.find(
         (p) => isPair(p) && isScalar(p.key) && String(p.key.value) === step,

@@ -747,6 +747,17 @@ const cases: Case[] = [
     message: /would route 0\.0\.0\.0\/0 into the tunnel.*10\.255\.0\.2\/32/,
   },
   {
+    rule: "a problem inside an aliased node is shown at the alias",
+    text: edit(
+      edit(FOO, "  - name: foo-1 ", "  - &r1\n    name: foo-1 "),
+      /^  - name: foo-2\n.*\n.*\n.*\n/m,
+      "  - *r1\n",
+    ),
+    path: "runners[1].name",
+    at: /^ {2}- \*r1$/,
+    message: /runner name foo-1 is already used by runners\[0\]/,
+  },
+  {
     rule: "WireGuard address on the network address of its prefix",
     text: edit(
       WG_FOO,
