@@ -351,16 +351,24 @@ interface Tree {
 /** The one way lab text is parsed, so a tree parsed again after `compact` locates the same. */
 function parseTree(text: string): Tree {
   const lineCounter = new LineCounter();
-  const doc = parseDocument(text, {
-    lineCounter,
-    // YAML 1.2 core schema: `no` stays a string and `0600` stays a number, as a reader expects.
-    version: "1.2",
-    // Duplicate keys are found by structureProblems, in linear time.
-    uniqueKeys: false,
-    prettyErrors: false,
-    strict: true,
-  });
-  return { doc, lineCounter };
+  // The yaml package makes an Error per syntax problem, and capturing each one's stack trace
+  // was most of the time (and memory) of a file of a million stray brackets: nothing reads them.
+  const stackTraceLimit = Error.stackTraceLimit;
+  Error.stackTraceLimit = 0;
+  try {
+    const doc = parseDocument(text, {
+      lineCounter,
+      // YAML 1.2 core schema: `no` stays a string and `0600` stays a number, as a reader expects.
+      version: "1.2",
+      // Duplicate keys are found by structureProblems, in linear time.
+      uniqueKeys: false,
+      prettyErrors: false,
+      strict: true,
+    });
+    return { doc, lineCounter };
+  } finally {
+    Error.stackTraceLimit = stackTraceLimit;
+  }
 }
 
 interface StructureProblem {

@@ -1301,6 +1301,14 @@ const hostile: {
       /10\.20\.0\.0\/16 overlaps 10\.20\.0\.0\/16 \(intranet\.cidrs\[0\]\)[^]*\n[^\n]*: 899 more problems in this file are not shown/,
   },
   {
+    name: "a million stray closing brackets",
+    bytes: () => `${"]".repeat(1_040_000)}\n`,
+    message: /YAML syntax error[^]*more problems in this file are not shown/,
+    at: "1:1",
+    // A syntax error per character: the yaml package makes a million of them.
+    ms: 4000,
+  },
+  {
     name: "comment lines of closing brackets",
     bytes: () => `version: 1\n${"#]\n#}\n".repeat(40_000)}`,
     message: /missing required key/,
