@@ -489,6 +489,7 @@ function compareLab(
   lab: string,
   files: readonly GeneratedFile[],
   purpose: "check" | "write",
+  budget: DiffBudget = { lines: 0 },
 ): TreeChange & { patches: string[] } {
   const exactModes = purpose === "write";
   const withPatches = purpose === "check";
@@ -504,11 +505,7 @@ function compareLab(
     if (!onDisk) {
       added.push(rel);
       if (withPatches)
-        patches.push(
-          createTwoFilesPatch("/dev/null", `b/${rel}`, "", f.contents, "", "", {
-            context: 3,
-          }),
-        );
+        patches.push(patchOf(budget, "/dev/null", `b/${rel}`, "", f.contents));
       continue;
     }
     // Bytes, not decoded text: an invalid byte on disk must not pass for the U+FFFD it decodes to.
@@ -528,15 +525,7 @@ function compareLab(
     if (!withPatches) continue;
     let patch = sameBytes
       ? ""
-      : createTwoFilesPatch(
-          `a/${rel}`,
-          `b/${rel}`,
-          patchText(onDisk),
-          f.contents,
-          "",
-          "",
-          { context: 3 },
-        );
+      : patchOf(budget, `a/${rel}`, `b/${rel}`, patchText(onDisk), f.contents);
     if (modeDiffers)
       patch = `mode of ${rel}: ${onDisk.mode.toString(8).padStart(4, "0")} -> ${f.mode.toString(8).padStart(4, "0")}\n${patch}`;
     patches.push(patch);
@@ -551,18 +540,68 @@ function compareLab(
     removed.push(rel);
     if (withPatches)
       patches.push(
-        createTwoFilesPatch(
-          `a/${rel}`,
-          "/dev/null",
-          patchText(onDisk),
-          "",
-          "",
-          "",
-          { context: 3 },
-        ),
+        patchOf(budget, `a/${rel}`, "/dev/null", patchText(onDisk), ""),
       );
   }
   return { lab, added, changed, removed, unchanged, patches };
+}
+
+/**
+ * Limits of `--check`'s diff. Myers' line diff takes time in proportion to the lines times the
+ * lines that differ, so a file of more lines, or with more of them changed, is named with its
+ * line counts instead; and once the diff holds as many lines in all, the rest of the files are
+ * only named. Lab output is a few hundred lines per file: these bound hostile labs only.
+ */
+const PATCH_MAX_LINES = 20_000;
+const PATCH_MAX_EDITS = 2_000;
+const DIFF_MAX_LINES = 1_000_000;
+
+/** The lines a `--check` run has diffed so far, against DIFF_MAX_LINES. */
+interface DiffBudget {
+  lines: number;
+}
+
+function lineCount(text: string, max: number): number {
+  let n = 0;
+  for (
+    let i = text.indexOf("\n");
+    i >= 0 && n <= max;
+    i = text.indexOf("\n", i + 1)
+  )
+    n++;
+  return n + (text === "" || text.endsWith("\n") ? 0 : 1);
+}
+
+/** A unified diff of one file, or its header and why there is none. */
+function patchOf(
+  budget: DiffBudget,
+  oldName: string,
+  newName: string,
+  oldText: string,
+  newText: string,
+): string {
+  const header = `${"=".repeat(67)}\n--- ${oldName}\n+++ ${newName}\n`;
+  if (budget.lines > DIFF_MAX_LINES)
+    return `${header}(not diffed: this run's diff already holds over ${DIFF_MAX_LINES} lines)\n`;
+  const before = lineCount(oldText, PATCH_MAX_LINES);
+  const after = lineCount(newText, PATCH_MAX_LINES);
+  if (before > PATCH_MAX_LINES || after > PATCH_MAX_LINES)
+    return `${header}(not diffed: a file of over ${PATCH_MAX_LINES} lines)\n`;
+  budget.lines += before + after;
+  // With nothing on one side there is nothing to search: only a bound on the lines applies.
+  const patch =
+    oldText === "" || newText === ""
+      ? createTwoFilesPatch(oldName, newName, oldText, newText, "", "", {
+          context: 3,
+        })
+      : createTwoFilesPatch(oldName, newName, oldText, newText, "", "", {
+          context: 3,
+          maxEditLength: PATCH_MAX_EDITS,
+        });
+  return (
+    patch ??
+    `${header}(not diffed: over ${PATCH_MAX_EDITS} lines differ among ${before} before and ${after} after)\n`
+  );
 }
 
 /** `--check`: what writing `files` would change, with a unified diff. Writes nothing. */
@@ -593,8 +632,9 @@ function checkGroups(
 ): { changes: TreeChange[]; diff: string } {
   const changes: TreeChange[] = [];
   const patches: string[] = [];
+  const budget: DiffBudget = { lines: 0 };
   for (const [lab, labFiles] of groups) {
-    const c = compareLab(outDir, lab, labFiles, "check");
+    const c = compareLab(outDir, lab, labFiles, "check", budget);
     changes.push({
       lab: c.lab,
       added: c.added,
@@ -602,7 +642,7 @@ function checkGroups(
       removed: c.removed,
       unchanged: c.unchanged,
     });
-    patches.push(...c.patches);
+    for (const patch of c.patches) patches.push(patch);
   }
   return { changes, diff: patches.join("") };
 }

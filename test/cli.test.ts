@@ -97,6 +97,35 @@ test("--check: 0 when up to date, 1 with a unified diff when not, and it writes 
   }
 });
 
+test("--check bounds its diff: a long file, or one with thousands of changed lines, is named, not diffed", () => {
+  const { dir, cleanup } = tempDir();
+  try {
+    assert.is(runCli([FOO, "-o", dir]).status, 0);
+    const lines = (n: number, word: string) =>
+      Array.from({ length: n }, (_, i) => `${word} ${i}\n`).join("");
+    fs.writeFileSync(path.join(dir, "foo/README.md"), lines(30_000, "old"));
+    fs.writeFileSync(
+      path.join(dir, "foo/terraform/foo.tf.json"),
+      lines(5_000, "old"),
+    );
+    const started = Date.now();
+    const r = runCli([FOO, "-o", dir, "--check"]);
+    assert.is(r.status, 1, r.stderr);
+    assert.match(
+      r.stdout,
+      /^\+\+\+ b\/foo\/README\.md\n\(not diffed: a file of over 20000 lines\)$/m,
+    );
+    assert.match(
+      r.stdout,
+      /^\+\+\+ b\/foo\/terraform\/foo\.tf\.json\n\(not diffed: over 2000 lines differ among 5000 before and \d+ after\)$/m,
+    );
+    assert.match(r.stderr, /2 changed/);
+    assert.ok(Date.now() - started < 20_000, "a bounded diff");
+  } finally {
+    cleanup();
+  }
+});
+
 test("--check compares only the executable bit of modes (what version control keeps)", () => {
   const { dir, cleanup } = tempDir();
   try {
