@@ -6,8 +6,8 @@ import { codePointOrder } from "./file.js";
  * Every YAML file gen-lab writes goes through here, so all of them share one style:
  * no anchors/aliases (each consumer reads plain YAML), no line folding (long URLs and
  * commands stay on one line), and quoting only where YAML needs it. Strings that a YAML 1.1
- * reader (gitrepo-trigger's and cloud-init's PyYAML, Kubernetes' go-yaml) or a YAML 1.2 one
- * would take for another type are quoted: `yes`, `on`, `~`, `0644`, `1:20`, `1_000`, dates.
+ * reader (gitrepo-trigger's and cloud-init's PyYAML), a YAML 1.2 one or Kubernetes' go-yaml
+ * would take for another type are quoted: `yes`, `on`, `~`, `0644`, `1:20`, `1_000`, `0_x1`, dates.
  */
 
 /**
@@ -29,6 +29,29 @@ const YAML11_BASE60 = /^[-+]?[0-9_]+(?::[0-9_]+)+(?:\.[0-9_]*)?$/;
  * dot (`+.5`, `-.5e3`). YAML 1.2 readers (Kubernetes' go-yaml, the yaml package) read a number.
  */
 const YAML12_SIGNED_DOT_FLOAT = /^[-+]\.[0-9]+(?:[eE][-+]?[0-9]+)?$/;
+
+/**
+ * What go-yaml v2 (Kubernetes reads manifests through sigs.k8s.io/yaml, which uses it) takes
+ * for a number or a date where YAML 1.1 and 1.2 readers see a string: a plain scalar starting
+ * with a digit or a sign is a number if it is one once every `_` is removed, in Go's syntax
+ * (`0x`/`0X`, `0o`/`0O`, `0b`/`0B`) or as a YAML float (`0_x1` is 1, `1e_5` is 100000); and a
+ * date may have a one-digit month and day (`2026-1-2`).
+ */
+const GO_YAML_INT =
+  /^[-+]?(?:0[bB][01]+|0[oO][0-7]+|0[xX][0-9a-fA-F]+|[0-9]+)$/;
+const GO_YAML_FLOAT =
+  /^[-+]?(?:\.[0-9]+|[0-9]+(?:\.[0-9]*)?)(?:[eE][-+]?[0-9]+)?$/;
+const GO_YAML_DATE = /^[0-9]{4}-[0-9]{1,2}-[0-9]{1,2}(?:$|[Tt ])/;
+
+function goYamlNotString(text: string): boolean {
+  if (!/^[-+0-9]/.test(text)) return false;
+  const plain = text.replace(/_/g, "");
+  return (
+    GO_YAML_INT.test(plain) ||
+    GO_YAML_FLOAT.test(plain) ||
+    GO_YAML_DATE.test(text)
+  );
+}
 
 /** js-yaml's built-in types (exported at run time; the type declarations omit them). */
 const BUILTIN = (jsyaml as unknown as { types: Record<string, Type> }).types;
@@ -61,6 +84,7 @@ const NOT_A_STRING = new Type("tag:gen-lab,2026:not-a-string", {
       YAML11_BASE60.test(text) ||
       YAML12_SIGNED_DOT_FLOAT.test(text) ||
       YAML11_NUMBER.test(text) ||
+      goYamlNotString(text) ||
       RESOLVERS.some((t) => t.resolve(text))),
 });
 

@@ -1,6 +1,7 @@
 /**
  * The YAML writer (src/yaml-out.ts) quotes with its own lean schema. It must write exactly
  * what js-yaml writes with its default schema in compat mode plus the YAML 1.1 number forms
+ * and go-yaml v2's numbers and dates
  * (the writer's previous, slower set-up, kept here as the reference, plus the signed
  * leading-dot floats of YAML 1.2 it missed): the same quoting of
  * every string that a YAML 1.1 or 1.2 reader would take for a null, boolean, number, date or
@@ -29,6 +30,24 @@ const REFERENCE_SCHEMA = DEFAULT_SCHEMA.extend({
       kind: "scalar",
       resolve: (text: string) =>
         /^[-+]\.[0-9]+(?:[eE][-+]?[0-9]+)?$/.test(text),
+      construct: (text: string) => text,
+    }),
+    // go-yaml v2's numbers (Go's syntax once `_` are removed) and dates with one-digit fields.
+    new Type("tag:gen-lab,2026:go-yaml-number-or-date", {
+      kind: "scalar",
+      resolve: (text: string) => {
+        if (!/^[-+0-9]/.test(text)) return false;
+        const plain = text.split("_").join("");
+        return (
+          /^[-+]?(?:0[bB][01]+|0[oO][0-7]+|0[xX][0-9a-fA-F]+|[0-9]+)$/.test(
+            plain,
+          ) ||
+          /^[-+]?(?:\.[0-9]+|[0-9]+(?:\.[0-9]*)?)(?:[eE][-+]?[0-9]+)?$/.test(
+            plain,
+          ) ||
+          /^[0-9]{4}-[0-9]{1,2}-[0-9]{1,2}(?:$|[Tt ])/.test(text)
+        );
+      },
       construct: (text: string) => text,
     }),
   ],
@@ -142,6 +161,26 @@ test("the writer's documents equal js-yaml's default schema in compat mode (5000
     }),
     { numRuns: 5000 },
   );
+});
+
+test("strings go-yaml v2 (Kubernetes) reads as numbers or dates are quoted", () => {
+  for (const s of [
+    "0_x1",
+    "0_8",
+    "1e_5",
+    "1_0e5",
+    "0_b1",
+    "0_o7",
+    "0O17",
+    "0X1F",
+    "0B1",
+    "+_1",
+    "2026-1-2",
+    "2026-1-2 3:04:05",
+  ])
+    assert.is(toYamlOrdered({ image: s }), `image: "${s}"\n`, s);
+  for (const s of ["_1", "0x", "1.2.3", "v1_0", "2026-1"])
+    assert.is(toYamlOrdered({ image: s }), `image: ${s}\n`, s);
 });
 
 test("a string that reads back as another type is quoted: it reads back as the same string", () => {
