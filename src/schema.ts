@@ -377,10 +377,10 @@ const TriggerSchema = z.strictObject({
     "a git repository URL",
     "https://gitlab.com/group/project.git",
   ),
-  // git check-ref-format's rules that matter here: no leading '-' or '/', no '..', '//',
-  // trailing '/' or '.', and no '.lock' ending.
+  // git check-ref-format --branch's rules that matter here: no leading '-' or '/', no '..',
+  // '//', trailing '/' or '.', no component starting with '.' or ending in '.lock', not HEAD.
   branch: pattern(
-    /^(?![-/.])(?!.*(\.\.|\/\/|\/\.|\.lock$|[/.]$))[A-Za-z0-9._/-]+$/,
+    /^(?!HEAD$)(?![-/.])(?!.*(\.\.|\/\/|\/\.|\.lock(?:\/|$)|[/.]$))[A-Za-z0-9._/-]+$/,
     "a git branch name",
     "main",
   ),

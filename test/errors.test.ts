@@ -622,6 +622,13 @@ const cases: Case[] = [
     message: /BF-CBC/,
     severity: "warning",
   },
+  ...["a.lock/b", "HEAD", "x/.hidden", "x..y"].map((branch): Case => ({
+    rule: `branch ${branch}, which git check-ref-format --branch refuses`,
+    text: edit(FOO, "branch: main", `branch: ${branch}`),
+    path: "pipeline.triggers[0].branch",
+    at: new RegExp(`branch: ${branch.replace(/\./g, "\\.")}`),
+    message: /git branch name/,
+  })),
   {
     rule: "branch git would refuse",
     text: edit(FOO, "branch: main", "branch: -rf"),
