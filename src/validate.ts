@@ -7,7 +7,10 @@ import {
   type Severity,
 } from "./diagnostics.js";
 import { bucketName, DEFAULT_OPENVPN_PORT, resolveLab } from "./model.js";
+import type { LabModel } from "./model.js";
 import { wireguardInterface } from "./render/nm-keyfiles.js";
+import { triggerYaml } from "./render/pipeline-data.js";
+import { renderWorkerUserData } from "./render/worker-user-data.js";
 import {
   addressAt,
   awsReservedAddresses,
@@ -638,7 +641,66 @@ export function checkLab(source: LabSource, lab: LabInput): Diagnostic[] {
   for (const i of intranet)
     checkReservedRanges(r, i.path, i.net, "intranet CIDR");
   checkVpnRemote(r, lab, intranet);
+  if (!r.list.some((d) => d.severity === "error"))
+    checkOutputLimits(r, resolveLab(lab, source.file));
   return r.list;
+}
+
+/** EC2's limit on user data, before base64 (RunInstances refuses more). */
+export const EC2_USER_DATA_MAX = 16 * 1024;
+/** The API server's limit on a ConfigMap's data. */
+export const CONFIGMAP_DATA_MAX = 1024 * 1024;
+/**
+ * `kubectl apply` (client-side) keeps the whole object in an annotation, and the API server
+ * allows 256 KiB of annotations per object.
+ */
+export const LAST_APPLIED_MAX = 256 * 1024;
+
+/**
+ * Limits of the consumers on the size of what a valid lab generates: the workers' user data
+ * grows with intranet.domains, the trigger's ConfigMap with pipeline.triggers.
+ */
+function checkOutputLimits(r: Reporter, model: LabModel): void {
+  // Rendered only when a limit is in reach: the user data is a few hundred bytes besides the
+  // domains and two header lines naming the lab file; YAML writes a value in at most 8 times
+  // the characters JSON does (indentation, escapes).
+  const domains = model.intranet.domains.reduce((n, d) => n + d.length + 2, 0);
+  if (domains + 2 * model.sourceName.length + 4096 > EC2_USER_DATA_MAX)
+    checkUserData(r, model);
+  if (8 * JSON.stringify(model.pipeline).length + 4096 > LAST_APPLIED_MAX)
+    checkConfigMap(r, model);
+}
+
+function checkUserData(r: Reporter, model: LabModel): void {
+  for (const runner of model.runners) {
+    const bytes = Buffer.byteLength(
+      renderWorkerUserData(model, runner).contents,
+    );
+    if (bytes > EC2_USER_DATA_MAX) {
+      r.error(
+        ["intranet", "domains"],
+        `the workers' user data would be ${bytes} bytes, more than EC2 accepts (${EC2_USER_DATA_MAX})`,
+        "list fewer routing domains: a parent domain covers all its subdomains",
+      );
+      break;
+    }
+  }
+}
+
+function checkConfigMap(r: Reporter, model: LabModel): void {
+  const configMap = Buffer.byteLength(triggerYaml(model));
+  if (configMap > CONFIGMAP_DATA_MAX)
+    r.error(
+      ["pipeline", "triggers"],
+      `the trigger configuration would be ${configMap} bytes, more than a Kubernetes ConfigMap holds (${CONFIGMAP_DATA_MAX})`,
+      "split the triggers over several labs, or shorten their extra values",
+    );
+  else if (configMap > LAST_APPLIED_MAX)
+    r.warn(
+      ["pipeline", "triggers"],
+      `the trigger configuration is ${configMap} bytes: \`kubectl apply\` keeps a copy in an annotation of at most ${LAST_APPLIED_MAX}`,
+      "apply the manifest with `kubectl apply --server-side`, which keeps no such copy",
+    );
 }
 
 /**

@@ -754,6 +754,50 @@ const cases: Case[] = [
     message: /would route 0\.0\.0\.0\/0 into the tunnel.*10\.255\.0\.2\/32/,
   },
   {
+    rule: "so many domains that the workers' user data passes EC2's 16 KiB",
+    text: edit(
+      FOO,
+      "domains: [foo.example.com]",
+      `domains: [foo.example.com, ${Array.from({ length: 800 }, (_, i) => `d${i}-foo.example.com`).join(", ")}]`,
+    ),
+    path: "intranet.domains",
+    at: /^ {2}domains: \[/,
+    message:
+      /the workers' user data would be \d+ bytes, more than EC2 accepts \(16384\)/,
+  },
+  {
+    rule: "a trigger configuration too large for kubectl apply's annotation warns",
+    text: edit(
+      FOO,
+      'extra: { architectures: "x86_64 aarch64" }',
+      `extra: { ${Array.from({ length: 900 }, (_, i) => `k${i}: "${"v".repeat(300)}"`).join(", ")} }`,
+    ),
+    path: "pipeline.triggers",
+    at: /^ {2}triggers:/,
+    message: /trigger configuration is \d+ bytes.*kubectl apply --server-side/,
+    severity: "warning",
+  },
+  {
+    rule: "a trigger configuration over a ConfigMap's 1 MiB (one extra map, aliased)",
+    text: edit(
+      FOO,
+      /^ {4}- name: rhel9[^]*$/m,
+      [
+        `    - { name: t0, git_url: https://gitlab.com/a/b.git, branch: main, extra: &e { ${Array.from({ length: 1000 }, (_, i) => `k${i}: "${"v".repeat(10)}"`).join(", ")} } }`,
+        ...Array.from(
+          { length: 98 },
+          (_, i) =>
+            `    - { name: t${i + 1}, git_url: https://gitlab.com/a/b.git, branch: main, extra: *e }`,
+        ),
+        "",
+      ].join("\n"),
+    ),
+    path: "pipeline.triggers",
+    at: /^ {2}triggers:/,
+    message:
+      /trigger configuration would be \d+ bytes, more than a Kubernetes ConfigMap holds \(1048576\)/,
+  },
+  {
     rule: "a problem inside an aliased node is shown at the alias",
     text: edit(
       edit(FOO, "  - name: foo-1 ", "  - &r1\n    name: foo-1 "),
