@@ -1,7 +1,12 @@
 import "./cli-setup.js";
 import * as fs from "node:fs";
 import * as path from "node:path";
-import { excerpt, formatDiagnostic, type Diagnostic } from "./diagnostics.js";
+import {
+  excerpt,
+  formatDiagnostic,
+  visible,
+  type Diagnostic,
+} from "./diagnostics.js";
 import {
   checkLabFiles,
   checkLabTrees,
@@ -151,7 +156,12 @@ async function parseWithYargs(
     args = {};
   }
   if (usageError !== undefined) {
-    io.err(`gen-lab: ${usageError}\nRun gen-lab --help for usage.\n`);
+    // `-o -dash` reads as the flags -d -a -s -h: say how to name such a directory.
+    const out = argv.findIndex((a) => a === "-o" || a === "--out");
+    const dashed = out >= 0 && argv[out + 1]?.startsWith("-");
+    io.err(
+      `gen-lab: ${visible(usageError)}\n${dashed ? `A path starting with "-" reads as options: write it as ./${visible(argv[out + 1]!)} or --out=${visible(argv[out + 1]!)}.\n` : ""}Run gen-lab --help for usage.\n`,
+    );
     return EXIT.badInput;
   }
   if (printed !== "") {
@@ -187,7 +197,8 @@ async function generateFromArgs(args: Args, io: Io): Promise<number> {
     return runLabs({ ...args, labs: args.labs, out: args.out }, io);
   } catch (e) {
     if (!(e instanceof OutputError)) throw e;
-    io.err(`gen-lab: ${e.message}; ${e.hint}\n`);
+    // Paths in it come from -o: control characters must not reach the terminal.
+    io.err(`gen-lab: ${visible(`${e.message}; ${e.hint}`)}\n`);
     io.err(
       args.check
         ? "gen-lab: nothing compared.\n"
@@ -264,13 +275,13 @@ function runLabs(args: Args & { labs: string[]; out: string }, io: Io): number {
     if (drift.length === 0) {
       if (!args.quiet)
         io.out(
-          `gen-lab: ${args.out} is up to date (${describeLabs(changes)}).\n`,
+          `gen-lab: ${visible(args.out)} is up to date (${describeLabs(changes)}).\n`,
         );
       return EXIT.ok;
     }
     io.out(diff);
     io.err(
-      `gen-lab: ${args.out} is stale: ${drift.map(summarize).join("; ")}. Run gen-lab without --check to update it.\n`,
+      `gen-lab: ${visible(args.out)} is stale: ${drift.map(summarize).join("; ")}. Run gen-lab without --check to update it.\n`,
     );
     return EXIT.drift;
   }
@@ -284,7 +295,7 @@ function runLabs(args: Args & { labs: string[]; out: string }, io: Io): number {
   if (!args.quiet) {
     for (const c of changes)
       io.out(
-        `gen-lab: ${args.out.replace(/\/$/, "")}/${c.lab}: ${summarize(c)}\n`,
+        `gen-lab: ${visible(args.out.replace(/\/$/, ""))}/${c.lab}: ${summarize(c)}\n`,
       );
   }
   return EXIT.ok;

@@ -79,7 +79,7 @@ function readLabFile(file: string): Uint8Array | Diagnostic {
         )
       : unreadable(
           file,
-          `cannot read: ${code ?? String(e)}`,
+          `cannot read: ${errnoText(e)}`,
           "give the path of a readable lab YAML file",
         );
   }
@@ -105,7 +105,7 @@ function readLabFile(file: string): Uint8Array | Diagnostic {
   } catch (e) {
     return unreadable(
       file,
-      `cannot read: ${(e as NodeJS.ErrnoException).code ?? String(e)}`,
+      `cannot read: ${errnoText(e)}`,
       "give the path of a readable lab YAML file",
     );
   } finally {
@@ -695,36 +695,46 @@ export class OutputError extends Error {
   }
 }
 
+/** What the errno of a failed file system call means, in words. */
+const ERRNO_TEXT: Readonly<Record<string, string>> = {
+  EACCES: "permission denied",
+  EPERM: "operation not permitted",
+  EROFS: "the file system is read-only",
+  ENOSPC: "no space left on the device",
+  EDQUOT: "disk quota exceeded",
+  ENOTDIR: "a part of the path is a file, not a directory",
+  ENOENT: "a part of the path does not exist",
+  EEXIST: "something is in the way",
+  ELOOP: "too many levels of symbolic links",
+  ENAMETOOLONG: "the path is too long",
+  EIO: "an input/output error of the device",
+  EISDIR: "it is a directory",
+};
+
+/** The words for an error's errno (with the code, for searching), or its message. */
+function errnoText(e: unknown): string {
+  const code = (e as NodeJS.ErrnoException).code;
+  if (code === undefined) return e instanceof Error ? e.message : String(e);
+  return ERRNO_TEXT[code] ? `${ERRNO_TEXT[code]} (${code})` : code;
+}
+
 /** What the errno of a failed file system call means for the user. */
 function describeFsError(e: unknown, target: string): OutputError {
   const code = (e as NodeJS.ErrnoException).code ?? "";
-  const reasons: Record<string, [string, string]> = {
-    EACCES: [
-      "permission denied",
-      "choose an output directory you may write to",
-    ],
-    EPERM: [
-      "operation not permitted",
-      "choose an output directory you may write to",
-    ],
-    EROFS: [
-      "the file system is read-only",
-      "choose a writable output directory",
-    ],
-    ENOSPC: ["no space left on the device", "free some space and run again"],
-    EDQUOT: ["disk quota exceeded", "free some space and run again"],
-    ENOTDIR: [
-      "a part of the path is a file, not a directory",
-      "check the -o path",
-    ],
-    EEXIST: ["something is in the way", "remove it or choose another -o"],
-    ELOOP: ["too many levels of symbolic links", "check the -o path"],
-    ENAMETOOLONG: ["the path is too long", "choose a shorter -o path"],
+  const hints: Record<string, string> = {
+    EACCES: "choose an output directory you may write to",
+    EPERM: "choose an output directory you may write to",
+    EROFS: "choose a writable output directory",
+    ENOSPC: "free some space and run again",
+    EDQUOT: "free some space and run again",
+    ENOTDIR: "check the -o path",
+    ENOENT: "check the -o path",
+    EEXIST: "remove it or choose another -o",
+    ELOOP: "check the -o path",
+    ENAMETOOLONG: "choose a shorter -o path",
   };
-  const [reason, hint] = reasons[code] ?? [
-    code || String(e),
-    "check the output directory",
-  ];
+  const reason = errnoText(e);
+  const hint = hints[code] ?? "check the output directory";
   // Node names the path the call failed on; that is the one the user must look at.
   const { path: failed, syscall } = e as NodeJS.ErrnoException;
   const verb =

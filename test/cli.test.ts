@@ -269,6 +269,34 @@ test("--help, --version and usage errors", () => {
   const unknown = runCli([FOO, "-o", "/tmp/x", "--frobnicate"]);
   assert.is(unknown.status, 2);
   assert.match(unknown.stderr, /frobnicate/);
+  const dashed = runCli([FOO, "-o", "-dash"]);
+  assert.is(dashed.status, 2);
+  assert.match(
+    dashed.stderr,
+    /write it as \.\/-dash or --out=-dash/,
+    "a path that reads as options gets a way to write it",
+  );
+});
+
+test("paths from the command line reach the terminal escaped, and errno codes come with words", () => {
+  const { dir, cleanup } = tempDir();
+  try {
+    const odd = path.join(dir, "a\nb\u001b[2J");
+    const r = runCli([FOO, "-o", odd]);
+    assert.is(r.status, 0, r.stderr);
+    assert.match(r.stdout, /a\\u\{A\}b\\u\{1B\}\[2J\/foo: 17 files/);
+    assert.not.match(r.stdout, /\u001b/);
+    const loop = path.join(dir, "loop.yaml");
+    fs.symlinkSync(loop, loop);
+    const looped = runCli([loop, "-o", path.join(dir, "out")]);
+    assert.is(looped.status, 2);
+    assert.match(
+      looped.stderr,
+      /cannot read: too many levels of symbolic links \(ELOOP\)/,
+    );
+  } finally {
+    cleanup();
+  }
 });
 
 /** A usage or output problem: exit 2, a one-line reason, no stack trace. */
