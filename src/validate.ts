@@ -251,8 +251,30 @@ function reportIssue(r: Reporter, issue: z.core.$ZodIssue): void {
       );
     return;
   }
-  const got = describe(valueAt(r.source.data, path));
+  const value = valueAt(r.source.data, path);
+  if (
+    issue.code === "invalid_type" &&
+    issue.expected === "string" &&
+    (typeof value === "number" || typeof value === "boolean")
+  ) {
+    // YAML read `5.10` as the number 5.1: show what was written, and how to keep it.
+    const written = writtenAt(r.source, path) ?? String(value);
+    r.error(
+      path,
+      `${message}, got ${typeof value === "number" ? "the number" : "the boolean"} ${written}`,
+      `quote it to keep it as written: "${written}"`,
+    );
+    return;
+  }
+  const got = describe(value);
   r.error(path, got === undefined ? message : `${message}, got ${got}`, hint);
+}
+
+/** The plain scalar as written in the lab at `path` (`5.10`, `007`, `yes`), if one is there. */
+function writtenAt(source: LabSource, path: YamlPath): string | undefined {
+  const { line, column } = source.locate(path);
+  const text = source.text.split("\n")[line - 1]?.slice(column - 1);
+  return text?.match(/^[^\s,\]}#"']+/)?.[0];
 }
 
 function defaultMessage(issue: z.core.$ZodIssue): [string, string] {

@@ -630,6 +630,13 @@ const cases: Case[] = [
     message: /git branch name/,
   })),
   {
+    rule: "a branch YAML reads as a number is shown as written",
+    text: edit(FOO, "branch: main", "branch: 5.10"),
+    path: "pipeline.triggers[0].branch",
+    at: /branch: 5\.10/,
+    message: /got the number 5\.10; quote it to keep it as written: "5\.10"/,
+  },
+  {
     rule: "branch git would refuse",
     text: edit(FOO, "branch: main", "branch: -rf"),
     path: "pipeline.triggers[0].branch",
