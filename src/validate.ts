@@ -1536,103 +1536,163 @@ export function checkLabSet(labs: readonly CheckedLab[]): Diagnostic[] {
             "labs sharing a VPC must declare its same CIDR: fix aws.vpc_cidr or aws.vpc_id",
           );
     }
-    pairwise(group, (a, b) => {
-      const r = reporters.get(b)!;
-      const ra = reporters.get(a)!;
-      const rangesOf = (lab: LabInput) => {
-        const list: { path: YamlPath; net: Net; what: string }[] = [];
-        lab.intranet.cidrs.forEach(
-          (c, i) =>
-            hostBitsZero(c) &&
-            list.push({
-              path: ["intranet", "cidrs", i],
-              net: parseNet(c),
-              what: "intranet CIDR",
-            }),
-        );
-        for (const [zone, z] of Object.entries(lab.aws.zones)) {
-          for (const key of ["runner_subnet", "worker_subnet"] as const) {
-            if (hostBitsZero(z[key]))
-              list.push({
-                path: ["aws", "zones", zone, key],
-                net: parseNet(z[key]),
-                what: "subnet",
-              });
-          }
-        }
-        lab.runners.forEach((runner, i) => {
-          for (const f of ["local_ip", "remote_ip"] as const) {
-            const v = runner.vpn[f];
-            if (
-              v !== undefined &&
-              lab.vpn.type === "openvpn" &&
-              lab.vpn.auth === "static-key"
-            )
-              list.push({
-                path: ["runners", i, "vpn", f],
-                net: hostNet(v),
-                what: "tunnel address",
-              });
-          }
-          if (
-            runner.vpn.address !== undefined &&
-            lab.vpn.type === "wireguard"
-          ) {
-            list.push({
-              path: ["runners", i, "vpn", "address"],
-              net: hostNet(runner.vpn.address.split("/")[0]!),
-              what: "tunnel address",
-            });
-          }
-        });
-        return list;
-      };
-      const rb = rangesOf(b.input);
-      const rangeA = rangesOf(a.input);
-      for (const x of rb) {
-        for (const y of rangeA) {
-          if (x.what === y.what && overlaps(x.net, y.net)) {
-            r.error(
-              x.path,
-              `${x.what} ${x.net.text.replace(/\/32$/, "")} overlaps ${y.net.text.replace(/\/32$/, "")} of lab ${a.input.name} at ${ra.where(y.path)} (same VPC ${b.input.aws.vpc_id})`,
-              `labs sharing a VPC need disjoint ${x.what === "subnet" ? "subnets" : x.what === "intranet CIDR" ? "intranet ranges (their routes would collide)" : "tunnel addresses"}`,
-            );
-          } else if (
-            x.what === "tunnel address" &&
-            y.what === "intranet CIDR" &&
-            contains(y.net, x.net)
-          ) {
-            r.error(
-              x.path,
-              `tunnel address ${x.net.text.replace(/\/32$/, "")} lies inside intranet CIDR ${y.net.text} of lab ${a.input.name} at ${ra.where(y.path)} (same VPC ${b.input.aws.vpc_id})`,
-              `on a runner host both labs share, ${a.input.name}'s intranet route would take this tunnel's traffic: pick tunnel addresses outside every lab's intranet`,
-            );
-          } else if (
-            x.what === "intranet CIDR" &&
-            y.what === "tunnel address" &&
-            contains(x.net, y.net)
-          ) {
-            r.error(
-              x.path,
-              `intranet CIDR ${x.net.text} contains tunnel address ${y.net.text.replace(/\/32$/, "")} of lab ${a.input.name} at ${ra.where(y.path)} (same VPC ${b.input.aws.vpc_id})`,
-              `on a runner host both labs share, this route would take ${a.input.name}'s tunnel traffic: the labs' intranet ranges and tunnel addresses must not meet`,
-            );
-          }
-        }
-      }
-      b.input.intranet.domains.forEach((db, i) => {
-        a.input.intranet.domains.forEach((da, j) => {
-          if (underDomain(db, da) || underDomain(da, db)) {
-            r.error(
-              ["intranet", "domains", i],
-              `routing domain ${db} overlaps ${da} of lab ${a.input.name} at ${ra.where(["intranet", "domains", j])} (same VPC)`,
-              "systemd-resolved would send one lab's names to the other lab's servers: keep routing domains disjoint",
-            );
-          }
-        });
-      });
-    });
+    checkSharedVpc(group, reporters);
   }
   for (const r of reporters.values()) for (const d of r.list) out.push(d);
   return out;
+}
+
+/** A range of a lab that must not meet the ranges of another lab in the same VPC. */
+interface SharedRange {
+  readonly lab: CheckedLab;
+  /** The lab's place in the group: of two labs, the later one gets the error. */
+  readonly order: number;
+  readonly path: YamlPath;
+  readonly net: Net;
+  readonly what: "intranet CIDR" | "subnet" | "tunnel address";
+}
+
+function rangesOf(lab: CheckedLab, order: number): SharedRange[] {
+  const input = lab.input;
+  const list: SharedRange[] = [];
+  const add = (path: YamlPath, net: Net, what: SharedRange["what"]) =>
+    list.push({ lab, order, path, net, what });
+  input.intranet.cidrs.forEach(
+    (c, i) =>
+      hostBitsZero(c) &&
+      add(["intranet", "cidrs", i], parseNet(c), "intranet CIDR"),
+  );
+  for (const [zone, z] of Object.entries(input.aws.zones))
+    for (const key of ["runner_subnet", "worker_subnet"] as const)
+      if (hostBitsZero(z[key]))
+        add(["aws", "zones", zone, key], parseNet(z[key]), "subnet");
+  input.runners.forEach((runner, i) => {
+    if (input.vpn.type === "openvpn" && input.vpn.auth === "static-key")
+      for (const f of ["local_ip", "remote_ip"] as const) {
+        const v = runner.vpn[f];
+        if (v !== undefined)
+          add(["runners", i, "vpn", f], hostNet(v), "tunnel address");
+      }
+    if (runner.vpn.address !== undefined && input.vpn.type === "wireguard")
+      add(
+        ["runners", i, "vpn", "address"],
+        hostNet(runner.vpn.address.split("/")[0]!),
+        "tunnel address",
+      );
+  });
+  return list;
+}
+
+/**
+ * Labs in one VPC: their subnets, intranet ranges and tunnel addresses may not meet, nor their
+ * routing domains. Ranges are swept in address order and domains looked up by their parent
+ * domains, so a thousand labs in one VPC cost about what one pass over them does, not a
+ * comparison of every pair of labs.
+ */
+function checkSharedVpc(
+  group: readonly CheckedLab[],
+  reporters: ReadonlyMap<CheckedLab, Reporter>,
+): void {
+  const ranges = group
+    .flatMap((lab, order) => rangesOf(lab, order))
+    .sort((x, y) => x.net.first - y.net.first || y.net.last - x.net.last);
+  const open: SharedRange[] = [];
+  for (const next of ranges) {
+    // Ranges that end before this one starts meet no later one either.
+    for (let i = open.length - 1; i >= 0; i--)
+      if (open[i]!.net.last < next.net.first) open.splice(i, 1);
+    for (const other of open)
+      if (other.lab !== next.lab)
+        reportSharedRange(
+          ...(other.order < next.order
+            ? ([other, next] as const)
+            : ([next, other] as const)),
+          reporters,
+        );
+    open.push(next);
+  }
+
+  const byDomain = new Map<string, { order: number; i: number }[]>();
+  group.forEach((lab, order) =>
+    lab.input.intranet.domains.forEach((d, i) => {
+      const list = byDomain.get(d) ?? [];
+      list.push({ order, i });
+      byDomain.set(d, list);
+    }),
+  );
+  group.forEach((lab, order) =>
+    lab.input.intranet.domains.forEach((d, i) => {
+      // This domain and each domain above it: another lab's entry there overlaps it.
+      for (let at = d; ;) {
+        for (const other of byDomain.get(at) ?? []) {
+          // Equal domains meet from both sides: count them from the later lab's only.
+          if (other.order === order || (at === d && other.order > order))
+            continue;
+          const [a, b] =
+            other.order < order
+              ? [
+                  { order: other.order, i: other.i },
+                  { order, i },
+                ]
+              : [
+                  { order, i },
+                  { order: other.order, i: other.i },
+                ];
+          const labA = group[a.order]!;
+          const labB = group[b.order]!;
+          const db = labB.input.intranet.domains[b.i]!;
+          const da = labA.input.intranet.domains[a.i]!;
+          reporters
+            .get(labB)!
+            .error(
+              ["intranet", "domains", b.i],
+              `routing domain ${db} overlaps ${da} of lab ${labA.input.name} at ${reporters.get(labA)!.where(["intranet", "domains", a.i])} (same VPC)`,
+              "systemd-resolved would send one lab's names to the other lab's servers: keep routing domains disjoint",
+            );
+        }
+        const dot = at.indexOf(".");
+        if (dot < 0) break;
+        at = at.slice(dot + 1);
+      }
+    }),
+  );
+}
+
+/** One clash of two labs' ranges, reported on the later lab (`x`) against the earlier (`y`). */
+function reportSharedRange(
+  y: SharedRange,
+  x: SharedRange,
+  reporters: ReadonlyMap<CheckedLab, Reporter>,
+): void {
+  const r = reporters.get(x.lab)!;
+  const ra = reporters.get(y.lab)!;
+  const a = y.lab.input;
+  const vpcId = x.lab.input.aws.vpc_id;
+  if (x.what === y.what && overlaps(x.net, y.net)) {
+    r.error(
+      x.path,
+      `${x.what} ${x.net.text.replace(/\/32$/, "")} overlaps ${y.net.text.replace(/\/32$/, "")} of lab ${a.name} at ${ra.where(y.path)} (same VPC ${vpcId})`,
+      `labs sharing a VPC need disjoint ${x.what === "subnet" ? "subnets" : x.what === "intranet CIDR" ? "intranet ranges (their routes would collide)" : "tunnel addresses"}`,
+    );
+  } else if (
+    x.what === "tunnel address" &&
+    y.what === "intranet CIDR" &&
+    contains(y.net, x.net)
+  ) {
+    r.error(
+      x.path,
+      `tunnel address ${x.net.text.replace(/\/32$/, "")} lies inside intranet CIDR ${y.net.text} of lab ${a.name} at ${ra.where(y.path)} (same VPC ${vpcId})`,
+      `on a runner host both labs share, ${a.name}'s intranet route would take this tunnel's traffic: pick tunnel addresses outside every lab's intranet`,
+    );
+  } else if (
+    x.what === "intranet CIDR" &&
+    y.what === "tunnel address" &&
+    contains(x.net, y.net)
+  ) {
+    r.error(
+      x.path,
+      `intranet CIDR ${x.net.text} contains tunnel address ${y.net.text.replace(/\/32$/, "")} of lab ${a.name} at ${ra.where(y.path)} (same VPC ${vpcId})`,
+      `on a runner host both labs share, this route would take ${a.name}'s tunnel traffic: the labs' intranet ranges and tunnel addresses must not meet`,
+    );
+  }
 }
