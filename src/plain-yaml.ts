@@ -101,6 +101,8 @@ const OUTSIDE_SUBSET: readonly RegExp[] = [
  * `#]` lines took minutes. test/plain-yaml.test.ts checks both agree.
  */
 export function hasFlowCollectionKey(text: string): boolean {
+  // What must follow the bracket, past white space, for any match: a `:` or a comment.
+  if (!/[\]}]\s*[:#]/.test(text)) return false;
   // Whether the pattern's tail (after the bracket) matches from position i + 1.
   let tailMatches = false;
   // Whether a `:` comes before the next line break, and whether the tail matches after that
