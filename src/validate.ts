@@ -129,8 +129,10 @@ export function checkShape(source: LabSource): {
   checkNoSecrets(r, source.data, []);
   checkNoSecretsInText(r, source.text);
   // A list of 100,000 wrong values would drown the shape check (and overflow zod's stack).
-  if (!checkSizes(r, source.data, []))
+  if (anyTooLarge(source.data)) {
+    checkSizes(r, source.data, []);
     return { input: undefined, diagnostics: r.list };
+  }
   const parsed = LabSchema.safeParse(source.data);
   if (!parsed.success)
     for (const issue of parsed.error.issues) reportIssue(r, issue);
@@ -146,6 +148,22 @@ export function checkShape(source: LabSource): {
  * at most 1,000) and its triggers; every cross-check of a list stays fast at this size.
  */
 export const MAX_COLLECTION_SIZE = 1000;
+
+/** Whether any list or mapping holds more than MAX_COLLECTION_SIZE entries (no allocation per node). */
+function anyTooLarge(value: unknown): boolean {
+  if (value === null || typeof value !== "object") return false;
+  if (Array.isArray(value)) {
+    if (value.length > MAX_COLLECTION_SIZE) return true;
+    for (const v of value) if (anyTooLarge(v)) return true;
+    return false;
+  }
+  let n = 0;
+  for (const key in value) {
+    if (++n > MAX_COLLECTION_SIZE) return true;
+    if (anyTooLarge((value as Record<string, unknown>)[key])) return true;
+  }
+  return false;
+}
 
 /** Every list and mapping within MAX_COLLECTION_SIZE; false (after reporting) otherwise. */
 function checkSizes(r: Reporter, value: unknown, path: YamlPath): boolean {
@@ -664,7 +682,7 @@ export function checkLab(source: LabSource, lab: LabInput): Diagnostic[] {
     checkReservedRanges(r, i.path, i.net, "intranet CIDR");
   checkVpnRemote(r, lab, intranet);
   if (!r.list.some((d) => d.severity === "error"))
-    checkOutputLimits(r, resolveLab(lab, source.file));
+    checkOutputLimits(r, lab, source.file);
   return r.list;
 }
 
@@ -682,15 +700,18 @@ export const LAST_APPLIED_MAX = 256 * 1024;
  * Limits of the consumers on the size of what a valid lab generates: the workers' user data
  * grows with intranet.domains, the trigger's ConfigMap with pipeline.triggers.
  */
-function checkOutputLimits(r: Reporter, model: LabModel): void {
+function checkOutputLimits(r: Reporter, lab: LabInput, file: string): void {
   // Rendered only when a limit is in reach: the user data is a few hundred bytes besides the
   // domains and two header lines naming the lab file; YAML writes a value in at most 8 times
   // the characters JSON does (indentation, escapes).
-  const domains = model.intranet.domains.reduce((n, d) => n + d.length + 2, 0);
-  if (domains + 2 * model.sourceName.length + 4096 > EC2_USER_DATA_MAX)
-    checkUserData(r, model);
-  if (8 * JSON.stringify(model.pipeline).length + 4096 > LAST_APPLIED_MAX)
-    checkConfigMap(r, model);
+  const domains = lab.intranet.domains.reduce((n, d) => n + d.length + 2, 0);
+  const userData = domains + 2 * file.length + 4096 > EC2_USER_DATA_MAX;
+  const configMap =
+    8 * JSON.stringify(lab.pipeline).length + 4096 > LAST_APPLIED_MAX;
+  if (!userData && !configMap) return;
+  const model = resolveLab(lab, file);
+  if (userData) checkUserData(r, model);
+  if (configMap) checkConfigMap(r, model);
 }
 
 function checkUserData(r: Reporter, model: LabModel): void {
