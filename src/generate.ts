@@ -49,19 +49,34 @@ const RENDERERS: readonly ((lab: LabModel) => GeneratedFile[])[] = [
 const BATCH = 32;
 
 /**
+ * The output a batch may hold. A lab of a thousand egress rules makes megabytes: its batches
+ * shrink so a caller that writes each lab and drops it holds about this much, not 32 such labs.
+ */
+const BATCH_BYTES = 16 * 1024 * 1024;
+
+/**
  * Every file of each lab with its manifest, sorted by path: one list per lab, in the order
  * given, rendered a batch at a time (a caller that writes each list and drops it holds one
- * batch's output at once). Pure.
+ * batch's output at once). The first batch is one lab; each next one as many as fit
+ * BATCH_BYTES at the last batch's output per lab, at most BATCH. Pure.
  */
 export function* generateEach(
   labs: readonly LabModel[],
 ): Generator<GeneratedFile[], void, undefined> {
-  for (let start = 0; start < labs.length; start += BATCH) {
-    const batch = labs.slice(start, start + BATCH);
+  for (let start = 0, size = 1; start < labs.length;) {
+    const batch = labs.slice(start, start + size);
+    start += batch.length;
+    let bytes = 0;
     const perLab = batch.map((): GeneratedFile[] => []);
     for (const render of RENDERERS)
       for (let i = 0; i < batch.length; i++)
         perLab[i]!.push(...render(batch[i]!));
+    for (const files of perLab)
+      for (const f of files) bytes += f.contents.length;
+    size = Math.max(
+      1,
+      Math.min(BATCH, Math.floor(BATCH_BYTES / (bytes / batch.length || 1))),
+    );
     for (let i = 0; i < batch.length; i++) {
       const files = perLab[i]!.sort(byPath);
       // Into its place in path order (its name starts with a dot: first, as a rule).
