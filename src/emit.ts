@@ -548,9 +548,9 @@ function compareLab(
 
 /**
  * Limits of `--check`'s diff. Myers' line diff takes time in proportion to the lines times the
- * lines that differ, so a file of more lines, or with more of them changed, is named with its
- * line counts instead; and once the diff holds as many lines in all, the rest of the files are
- * only named. Lab output is a few hundred lines per file: these bound hostile labs only.
+ * lines that differ, so a file of more lines, or with more of them changed, is named with the
+ * reason it is not diffed; and once the diff holds as many lines in all, the rest of the files
+ * are only named. Lab output is a few hundred lines per file: these bound hostile labs only.
  */
 const PATCH_MAX_LINES = 20_000;
 const PATCH_MAX_EDITS = 2_000;
