@@ -165,9 +165,9 @@ function anyTooLarge(value: unknown): boolean {
   return false;
 }
 
-/** Every list and mapping within MAX_COLLECTION_SIZE; false (after reporting) otherwise. */
-function checkSizes(r: Reporter, value: unknown, path: YamlPath): boolean {
-  if (value === null || typeof value !== "object") return true;
+/** Report each list and mapping over MAX_COLLECTION_SIZE, at its path. */
+function checkSizes(r: Reporter, value: unknown, path: YamlPath): void {
+  if (value === null || typeof value !== "object") return;
   const entries: [string | number, unknown][] = Array.isArray(value)
     ? value.map((v, i) => [i, v])
     : Object.entries(value);
@@ -178,11 +178,9 @@ function checkSizes(r: Reporter, value: unknown, path: YamlPath): boolean {
       `this ${what} has ${entries.length} ${Array.isArray(value) ? "items" : "keys"}, more than a lab file may hold (${MAX_COLLECTION_SIZE})`,
       "a lab's lists are short; check that this is the right file, or split the lab",
     );
-    return false;
+    return;
   }
-  let ok = true;
-  for (const [step, v] of entries) ok = checkSizes(r, v, [...path, step]) && ok;
-  return ok;
+  for (const [step, v] of entries) checkSizes(r, v, [...path, step]);
 }
 
 function reportIssue(r: Reporter, issue: z.core.$ZodIssue): void {
