@@ -1055,7 +1055,7 @@ function buildStaging(
   }
   const { carried, owned } = carriedOver(dir, lab, labFiles, dirs);
 
-  for (const d of [...dirs].sort()) fs.mkdirSync(path.join(staging, d));
+  for (const d of [...dirs].sort()) makeDirectory(path.join(staging, d), umask);
   for (const f of labFiles) {
     const target = path.join(staging, f.path);
     fs.writeFileSync(target, f.contents, { mode: f.mode, flag: "wx" });
@@ -1254,7 +1254,7 @@ function buildAll(
       lock();
       at = path.join(outDir, newName(lab));
       // Ours once made: an error removes only a staging tree this run made.
-      fs.mkdirSync(at);
+      makeDirectory(at, umask);
       half = at;
       staged.push(buildStaging(outDir, lab, labFiles, umask));
       half = undefined;
@@ -1340,6 +1340,18 @@ function removeOldTree(old: string, s: Staged): void {
     fs.renameSync(full, target);
     return true;
   });
+}
+
+/**
+ * The mode of every directory gen-lab makes, whatever the umask: a runner's rootfs overlay is
+ * copied onto `/`, and a directory that came out 0700 under `umask 077` would lock
+ * systemd-resolved out of its drop-ins (or `/etc` itself, with `cp -a`).
+ */
+const DIR_MODE = 0o755;
+
+function makeDirectory(dir: string, umask: number): void {
+  fs.mkdirSync(dir, { mode: DIR_MODE });
+  if ((DIR_MODE & ~umask) !== DIR_MODE) fs.chmodSync(dir, DIR_MODE);
 }
 
 /**
