@@ -19,6 +19,8 @@ export interface ReadmeRunnerView {
   /** Files the tunnel reads on the runner, which the deployer puts there (never generated). */
   readonly credentials: readonly string[];
   readonly rootfs: string;
+  /** The secrets loader to run after copying the overlay (WireGuard, IPsec), or "" (OpenVPN). */
+  readonly secretsLoader: string;
   readonly userData: string;
   /** Where the worker user data goes on the runner, for docker-machine's amazonec2-userdata. */
   readonly userDataTarget: string;
@@ -114,6 +116,10 @@ export function readmeView(lab: LabModel): ReadmeView {
       tunnel: tunnel.text,
       credentials: tunnel.credentials,
       rootfs: relative(lab, paths.rootfs(lab, r)),
+      secretsLoader:
+        r.tunnel.type === "wireguard" || r.tunnel.type === "ipsec"
+          ? `/${paths.secretsLoader(lab)}`
+          : "",
       userData: relative(lab, paths.workerUserData(lab, r)),
       userDataTarget: `/etc/gitlab-runner/gen-lab-${lab.name}-worker-user-data.yaml`,
       workerSubnetResource: `aws_subnet.${tfNames.subnet(lab, "worker", zone)}`,
