@@ -557,6 +557,7 @@ export function checkLab(source: LabSource, lab: LabInput): Diagnostic[] {
     return true;
   });
 
+  checkListLimits(r, lab);
   const inIntranet = (address: string) =>
     intranet.some((i) => containsAddress(i.net, address));
   // A list NetworkManager or gitrepo-trigger would shorten: each entry once.
@@ -682,6 +683,49 @@ export function checkLab(source: LabSource, lab: LabInput): Diagnostic[] {
   if (!r.list.some((d) => d.severity === "error"))
     checkOutputLimits(r, lab, source.file);
   return r.list;
+}
+
+/**
+ * systemd-resolved's limits per link (LINK_SEARCH_DOMAINS_MAX, LINK_DNS_SERVERS_MAX): past
+ * them NetworkManager's call to set the tunnel's DNS fails as a whole, and the workers' global
+ * list is cut.
+ */
+export const RESOLVED_DOMAINS_MAX = 256;
+export const RESOLVED_SERVERS_MAX = 256;
+/**
+ * Routes per AWS route table: at most 1,000, 50 unless the quota is raised. Each worker route
+ * table holds one route per intranet range and the default route.
+ */
+export const ROUTES_MAX = 1000;
+export const ROUTES_DEFAULT_QUOTA = 50;
+
+function checkListLimits(r: Reporter, lab: LabInput): void {
+  const { domains, nameservers = [], cidrs } = lab.intranet;
+  if (domains.length > RESOLVED_DOMAINS_MAX)
+    r.error(
+      ["intranet", "domains"],
+      `${domains.length} routing domains, more than systemd-resolved takes for one interface (${RESOLVED_DOMAINS_MAX})`,
+      "list fewer domains: a parent domain covers all its subdomains",
+    );
+  if (nameservers.length > RESOLVED_SERVERS_MAX)
+    r.error(
+      ["intranet", "nameservers"],
+      `${nameservers.length} nameservers, more than systemd-resolved takes for one interface (${RESOLVED_SERVERS_MAX})`,
+      "list the lab's DNS servers only",
+    );
+  const routes = cidrs.length + 1;
+  if (routes > ROUTES_MAX)
+    r.error(
+      ["intranet", "cidrs"],
+      `${cidrs.length} intranet ranges make ${routes} routes in each worker route table (with the default route), more than AWS allows (${ROUTES_MAX})`,
+      "merge adjacent ranges into larger ones",
+    );
+  else if (routes > ROUTES_DEFAULT_QUOTA)
+    r.warn(
+      ["intranet", "cidrs"],
+      `${cidrs.length} intranet ranges make ${routes} routes in each worker route table, more than AWS's default quota (${ROUTES_DEFAULT_QUOTA})`,
+      "raise the 'Routes per route table' quota of the account (up to 1,000) before terraform apply, or merge adjacent ranges",
+    );
 }
 
 /** EC2's limit on user data, before base64 (RunInstances refuses more). */

@@ -765,12 +765,48 @@ const cases: Case[] = [
     text: edit(
       FOO,
       "domains: [foo.example.com]",
-      `domains: [foo.example.com, ${Array.from({ length: 800 }, (_, i) => `d${i}-foo.example.com`).join(", ")}]`,
+      `domains: [foo.example.com, ${Array.from({ length: 250 }, (_, i) => `d${i}-${"x".repeat(50)}.example.org`).join(", ")}]`,
     ),
     path: "intranet.domains",
     at: /^ {2}domains: \[/,
     message:
       /the workers' user data would be \d+ bytes, more than EC2 accepts \(16384\)/,
+  },
+  {
+    rule: "more routing domains than systemd-resolved takes",
+    text: edit(
+      FOO,
+      "domains: [foo.example.com]",
+      `domains: [foo.example.com, ${Array.from({ length: 256 }, (_, i) => `d${i}.foo.example.org`).join(", ")}]`,
+    ),
+    path: "intranet.domains",
+    at: /^ {2}domains: \[/,
+    message:
+      /257 routing domains, more than systemd-resolved takes for one interface \(256\)/,
+  },
+  {
+    rule: "more intranet ranges than a route table holds",
+    text: edit(
+      FOO,
+      "cidrs: [10.20.0.0/16]",
+      `cidrs: [10.20.0.0/16, ${Array.from({ length: 999 }, (_, i) => `10.${30 + (i >> 8)}.${i & 255}.0/24`).join(", ")}]`,
+    ),
+    path: "intranet.cidrs",
+    at: /^ {2}cidrs: \[/,
+    message:
+      /1000 intranet ranges make 1001 routes in each worker route table.*more than AWS allows \(1000\)/,
+  },
+  {
+    rule: "more intranet ranges than AWS's default route quota warns",
+    text: edit(
+      FOO,
+      "cidrs: [10.20.0.0/16]",
+      `cidrs: [10.20.0.0/16, ${Array.from({ length: 49 }, (_, i) => `10.30.${i}.0/24`).join(", ")}]`,
+    ),
+    path: "intranet.cidrs",
+    at: /^ {2}cidrs: \[/,
+    message: /50 intranet ranges make 51 routes.*default quota \(50\)/,
+    severity: "warning",
   },
   {
     rule: "a trigger configuration too large for kubectl apply's annotation warns",
@@ -1354,9 +1390,10 @@ const hostile: {
         "cidrs: [10.20.0.0/16]",
         `cidrs: [${Array(1000).fill("10.20.0.0/16").join(", ")}]`,
       ),
-    // Each entry is reported once, against the first: 999 problems, not half a million.
+    // Each entry is reported once, against the first: 999 problems (and one for the 1,001
+    // routes they make), not half a million.
     message:
-      /10\.20\.0\.0\/16 overlaps 10\.20\.0\.0\/16 \(intranet\.cidrs\[0\]\)[^]*\n[^\n]*: 899 more problems in this file are not shown/,
+      /10\.20\.0\.0\/16 overlaps 10\.20\.0\.0\/16 \(intranet\.cidrs\[0\]\)[^]*\n[^\n]*: 900 more problems in this file are not shown/,
   },
   {
     name: "a million stray closing brackets",
