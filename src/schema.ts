@@ -28,8 +28,9 @@ const pattern = (re: RegExp, what: string, example: string) =>
  * A container image reference as the distribution/reference grammar (what Docker, Podman,
  * containerd and Kubernetes parse) defines it: `[registry[:port]/]path[:tag][@digest]`, each
  * path component lowercase letters and digits joined by `.`, `_`, `__` or dashes, a tag of at
- * most 128 word characters, dots and dashes after a word character. A reference outside it
- * makes every pod of the CronJob fail with InvalidImageName.
+ * most 128 word characters, dots and dashes after a word character, a sha256, sha384 or sha512
+ * digest of the exact length. A reference outside it makes every pod of the CronJob fail with
+ * InvalidImageName.
  */
 const IMAGE_RE = (() => {
   const domainComponent = "[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?";
@@ -37,8 +38,9 @@ const IMAGE_RE = (() => {
   const pathComponent = "[a-z0-9]+(?:(?:[_.]|__|-+)[a-z0-9]+)*";
   const name = `(?<name>(?:${domain}/)?${pathComponent}(?:/${pathComponent})*)`;
   const tag = "\\w[\\w.-]{0,127}";
+  // The digests runtimes verify (go-digest's registered algorithms), in lowercase hex.
   const digest =
-    "[A-Za-z][A-Za-z0-9]*(?:[-_+.][A-Za-z][A-Za-z0-9]*)*:[0-9a-fA-F]{32,}";
+    "(?:sha256:[a-f0-9]{64}|sha384:[a-f0-9]{96}|sha512:[a-f0-9]{128})";
   return new RegExp(`^${name}(?::${tag})?(?:@${digest})?$`);
 })();
 
@@ -49,6 +51,8 @@ const IMAGE_MAX = 1024;
 function isImageReference(text: string): boolean {
   // The length first: the pattern is only fast on texts of a sane size.
   if (text.length > IMAGE_MAX) return false;
+  // 64 hex digits alone read as an image id, never a name: Docker refuses them as one.
+  if (/^[a-f0-9]{64}$/.test(text)) return false;
   const m = IMAGE_RE.exec(text);
   if (!m) return false;
   const { name, port } = m.groups!;

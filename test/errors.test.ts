@@ -1552,6 +1552,10 @@ test("image references runtimes reject are refused, at the image", () => {
     `x:${"a".repeat(129)}`,
     "quay.io//x",
     "quay.io/cki/x@sha256:abc",
+    `quay.io/cki/x@sha256:${"0123456789abcdef".repeat(2)}`,
+    `quay.io/cki/x@sha256:${"0123456789ABCDEF".repeat(4)}`,
+    `quay.io/cki/x@md5:${"0123456789abcdef".repeat(2)}`,
+    "0123456789abcdef".repeat(4),
   ]) {
     const errors = imageErrors(image);
     assert.is(errors.length, 1, image);
