@@ -278,6 +278,39 @@ test("--help, --version and usage errors", () => {
   );
 });
 
+test("a lab file name with characters YAML allows nowhere still gives YAML files PyYAML reads", () => {
+  const { dir, cleanup } = tempDir();
+  try {
+    const odd = path.join(dir, "f\uFFFEo\uFFFF.yaml");
+    fs.copyFileSync(FOO, odd);
+    const out = path.join(dir, "out");
+    const r = runCli([odd, "-o", out, "-q"]);
+    assert.is(r.status, 0, r.stderr);
+    const yamlFiles = readTreeFiles(out).filter((f) => /\.yaml$/.test(f));
+    assert.ok(yamlFiles.length >= 4, yamlFiles.join(" "));
+    const load = spawnSync(
+      "python3",
+      [
+        "-c",
+        "import sys, yaml\nfor f in sys.argv[1:]:\n    list(yaml.safe_load_all(open(f, encoding='utf-8')))",
+        ...yamlFiles,
+      ],
+      { encoding: "utf8" },
+    );
+    assert.is(load.status, 0, load.stderr);
+  } finally {
+    cleanup();
+  }
+});
+
+/** Every regular file below `dir`, as full paths. */
+function readTreeFiles(dir: string): string[] {
+  return fs
+    .readdirSync(dir, { recursive: true, withFileTypes: true })
+    .filter((e) => e.isFile())
+    .map((e) => path.join(e.parentPath, e.name));
+}
+
 test("paths from the command line reach the terminal escaped, and errno codes come with words", () => {
   const { dir, cleanup } = tempDir();
   try {
