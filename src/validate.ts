@@ -143,9 +143,9 @@ export function checkShape(source: LabSource): {
 }
 
 /**
- * The most items of any list, and keys of any mapping, a lab file may hold. The largest real
- * ones are a lab's intranet ranges (each a route in every zone's route table, where AWS allows
- * at most 1,000) and its triggers; every cross-check of a list stays fast at this size.
+ * The most items of any list, and keys of any mapping, a lab file may hold: a bound for every
+ * cross-check to stay fast, above any real lab (the consumers' own, lower limits on domains,
+ * nameservers and intranet ranges are checkListLimits').
  */
 export const MAX_COLLECTION_SIZE = 1000;
 
