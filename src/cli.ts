@@ -11,11 +11,10 @@ import {
   checkLabFiles,
   checkLabTrees,
   OutputError,
-  readAtMost,
+  readLabFile,
   writeLabTrees,
   type TreeChange,
 } from "./emit.js";
-import { MAX_LAB_BYTES } from "./source.js";
 
 /** Exit codes, documented in the README. */
 export const EXIT = { ok: 0, drift: 1, badInput: 2, internal: 3 } as const;
@@ -313,21 +312,12 @@ function summarize(c: TreeChange): string {
 }
 
 /**
- * The text of a lab file for excerpts, or "". Only a regular file, opened without blocking and
- * read to the lab size cap at most: a FIFO could block forever and a proc file never end.
+ * The text of a lab file for excerpts, or "": read as checking read it (a regular file only,
+ * to the lab size cap), so no excerpt can block on a FIFO or read a proc file without end.
  */
 function excerptText(file: string): string {
-  let fd: number | undefined;
-  try {
-    fd = fs.openSync(file, fs.constants.O_RDONLY | fs.constants.O_NONBLOCK);
-    const st = fs.fstatSync(fd);
-    if (!st.isFile()) return "";
-    return readAtMost(fd, st.size, MAX_LAB_BYTES)?.toString("utf8") ?? "";
-  } catch {
-    return "";
-  } finally {
-    if (fd !== undefined) fs.closeSync(fd);
-  }
+  const read = readLabFile(file);
+  return read instanceof Uint8Array ? Buffer.from(read).toString("utf8") : "";
 }
 
 function printDiagnostics(list: readonly Diagnostic[], io: Io): void {

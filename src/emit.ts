@@ -36,11 +36,7 @@ function unreadable(file: string, message: string, hint: string): Diagnostic {
  * past it: a file of the proc filesystem reports size 0 and may hold gigabytes
  * (/proc/self/pagemap). `size` is what fstat said, for the usual one read.
  */
-export function readAtMost(
-  fd: number,
-  size: number,
-  max: number,
-): Buffer | undefined {
+function readAtMost(fd: number, size: number, max: number): Buffer | undefined {
   const chunks: Buffer[] = [];
   let total = 0;
   for (;;) {
@@ -59,7 +55,7 @@ export function readAtMost(
  * The bytes of one lab file, or why not. Opened without blocking and checked before reading:
  * a FIFO would wait forever for a writer and a device like /dev/zero never ends.
  */
-function readLabFile(file: string): Uint8Array | Diagnostic {
+export function readLabFile(file: string): Uint8Array | Diagnostic {
   if (file === "")
     return unreadable(
       '""',
