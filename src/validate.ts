@@ -824,19 +824,15 @@ function checkVpnRemote(
         `the VPN endpoint ${remote} is in ${f.net.text}, ${f.why}`,
         "give the endpoint's public address",
       );
-  lab.runners.forEach((runner, i) => {
-    if (runner.address === remote)
-      r.error(
-        path,
-        `the VPN endpoint ${remote} is runners[${i}].address, the runner itself`,
-        "give the endpoint's public address",
-      );
-  });
+  const runner = lab.runners.findIndex((x) => x.address === remote);
   const vpc = parseNet(networkOf(lab.aws.vpc_cidr));
-  if (
-    contains(vpc, at) &&
-    lab.runners.every((runner) => runner.address !== remote)
-  )
+  if (runner >= 0)
+    r.error(
+      path,
+      `the VPN endpoint ${remote} is runners[${runner}].address, the runner itself`,
+      "give the endpoint's public address",
+    );
+  else if (contains(vpc, at))
     r.warn(
       path,
       `the VPN endpoint ${remote} is inside the VPC ${vpc.text}`,
