@@ -5,6 +5,7 @@
 import { spawnSync } from "node:child_process";
 import * as fs from "node:fs";
 import * as path from "node:path";
+import * as v8 from "node:v8";
 import { test } from "uvu";
 import * as assert from "uvu/assert";
 import {
@@ -21,7 +22,7 @@ import {
 } from "../src/index.js";
 import { syntheticLabs } from "../scripts/synthetic-labs.mjs";
 import { codePointOrder } from "../src/file.js";
-import { readTree, ROOT, tempDir } from "./helpers.js";
+import { readTree, ROOT, tempDir, validFixtures } from "./helpers.js";
 
 test('a TypeScript project imports { loadLab, generate } from "gen-lab", compiles and runs', () => {
   const { dir, cleanup } = tempDir("gen-lab-consumer-");
@@ -141,6 +142,43 @@ test("generate() of many labs (rendered in batches) equals each lab's generateLa
     const own = generateLab(lab).map((f) => f.path);
     assert.equal(own, [...own].sort(codePointOrder), `${lab.name}: sorted`);
     assert.ok(own.includes(`${lab.name}/.gen-lab-manifest.json`), lab.name);
+  }
+});
+
+/**
+ * Whether V8 stores a string one byte per character. v8.serialize writes a string with the tag
+ * '"' when it is one-byte, and with 'c' (after alignment padding) when it is two-byte.
+ */
+function storedOneBytePerChar(text: string): boolean {
+  const bytes = v8.serialize(text);
+  let i = 2; // after the version header
+  while (bytes[i] === 0) i++;
+  return bytes[i] === 0x22;
+}
+
+test("generated ASCII files are stored one byte per character, on the first run and on later ones", () => {
+  // A two-byte string holds twice the memory and is slower to hash and write. In V8 a string
+  // built from a former property key can be two-byte although every character is ASCII: the
+  // Terraform file was, and only on a second run over the same labs.
+  const labs = [
+    ...validFixtures().map((file) =>
+      parseLab(fs.readFileSync(file, "utf8"), file),
+    ),
+    ...parseLabs(
+      syntheticLabs(40).map((l) => ({ file: l.file, text: l.text })),
+    ),
+  ];
+  for (let run = 1; run <= 3; run++) {
+    const files = generate(labs);
+    const twoByte = files
+      .filter((f) => /^[\x00-\x7f]*$/.test(f.contents))
+      .filter((f) => !storedOneBytePerChar(f.contents))
+      .map((f) => f.path);
+    assert.equal(
+      twoByte,
+      [],
+      `run ${run}: ASCII files stored two bytes per character`,
+    );
   }
 });
 
