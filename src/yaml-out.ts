@@ -88,25 +88,34 @@ const NOT_A_STRING = new Type("tag:gen-lab,2026:not-a-string", {
       RESOLVERS.some((t) => t.resolve(text))),
 });
 
-/** A built-in type that writes its values but resolves nothing (NOT_A_STRING does that). */
-function writer(name: string): Type {
+/**
+ * A built-in type that writes its values but resolves nothing (NOT_A_STRING does that). js-yaml
+ * asks every type's predicate about every value and key it writes, and its own predicates call
+ * Object.prototype.toString; these say the same of the primitives gen-lab writes (it builds
+ * no Number or Boolean objects) with one typeof.
+ */
+function writer(name: string, predicate: (value: unknown) => boolean): Type {
   const t = BUILTIN[name]! as Type & { readonly tag: string };
   return new Type(t.tag, {
     kind: "scalar",
     resolve: () => false,
-    predicate: t.predicate ?? undefined,
+    predicate,
     represent: t.represent ?? undefined,
     defaultStyle: t.defaultStyle ?? undefined,
   });
 }
 
+/** js-yaml's split of numbers: integers, and everything else (fractions, -0, NaN, infinities). */
+const isInteger = (v: unknown): boolean =>
+  typeof v === "number" && v % 1 === 0 && !Object.is(v, -0);
+
 const SCHEMA = new Schema({
   implicit: [
     NOT_A_STRING,
-    writer("null"),
-    writer("bool"),
-    writer("int"),
-    writer("float"),
+    writer("null", (v) => v === null),
+    writer("bool", (v) => typeof v === "boolean"),
+    writer("int", isInteger),
+    writer("float", (v) => typeof v === "number" && !isInteger(v)),
   ],
   explicit: [],
 });
