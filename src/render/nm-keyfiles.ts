@@ -8,10 +8,11 @@ export const OPENVPN_SERVICE = "org.freedesktop.NetworkManager.openvpn";
 export const LIBRESWAN_SERVICE = "org.freedesktop.NetworkManager.libreswan";
 
 /**
- * Above the 0 of a distribution's default wired profile, so NM picks the uplink (and with it
- * the tunnel as secondary) when the interface appears.
+ * Above the 0 of a distribution's default wired profile and the 120 of the profile cloud-init's
+ * NetworkManager renderer writes on cloud images (`cloud-init eth0`), so NM picks the uplink
+ * (and with it the tunnel as secondary) when the interface appears, also after a reboot.
  */
-export const UPLINK_AUTOCONNECT_PRIORITY = 100;
+export const UPLINK_AUTOCONNECT_PRIORITY = 200;
 
 /** The kernel's limit for interface names is 15 characters. */
 export function wireguardInterface(lab: Pick<LabModel, "name">): string {
@@ -116,6 +117,10 @@ export function vpnSections(
                   ["cert", t.cert],
                   // An unencrypted key needs no secret: the plugin asks only for encrypted ones.
                   ["key", t.key],
+                  // The peer must hold a server certificate (`--remote-cert-tls server`):
+                  // otherwise any certificate of the lab's CA, another runner's client
+                  // certificate included, could pose as the VPN server.
+                  ["remote-cert-tls", "server"],
                 ] as const)),
           ],
         },
