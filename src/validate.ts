@@ -1397,6 +1397,28 @@ function checkEgressAndNames(
       );
     }
   });
+  checkEgressReachesBeaker(r, lab);
+}
+
+/**
+ * The workers exist to reach Beaker: an allow-list that lets no connection through to
+ * beaker.url's host and port is almost certainly a mistake (a warning: Beaker may be reached
+ * another way). A CIDR rule with the port may cover Beaker's address, which is not known here.
+ */
+function checkEgressReachesBeaker(r: Reporter, lab: LabInput): void {
+  if (lab.egress === undefined) return;
+  const url = new URL(lab.beaker.url);
+  const port = Number(url.port || (url.protocol === "http:" ? 80 : 443));
+  const allows = (e: NonNullable<LabInput["egress"]>[number]) =>
+    e.protocol === "tcp" &&
+    e.ports.includes(port) &&
+    (e.to.includes("/") || e.to === url.hostname);
+  if (lab.egress.some(allows)) return;
+  r.warn(
+    ["egress"],
+    `no rule lets the workers reach Beaker (${url.hostname}, tcp port ${port}, from beaker.url)`,
+    `add { to: ${url.hostname}, ports: [${port}] } to egress, or the CIDR of Beaker's address with port ${port}`,
+  );
 }
 
 /** S3 bucket rules that the generated name must obey (AWS "general purpose bucket naming rules"). */

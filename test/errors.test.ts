@@ -396,6 +396,35 @@ const cases: Case[] = [
     message: message as RegExp,
   })),
   {
+    rule: "an allow-list with no rule for Beaker's host and port warns",
+    text: edit(
+      FOO,
+      "to: beaker.foo.example.com, ports: [80, 443, 8000]",
+      "to: beaker.foo.example.com, ports: [80, 8000]",
+    ),
+    path: "egress",
+    at: /^egress:/,
+    message:
+      /no rule lets the workers reach Beaker \(beaker\.foo\.example\.com, tcp port 443, from beaker\.url\)/,
+    severity: "warning",
+  },
+  {
+    rule: "an allow-list naming only other hosts warns, with Beaker's own port",
+    text: edit(
+      edit(
+        FOO,
+        "url: https://beaker.foo.example.com",
+        "url: http://beaker.foo.example.com:8080",
+      ),
+      "to: beaker.foo.example.com, ports: [80, 443, 8000]",
+      "to: lab.foo.example.com, ports: [8080]",
+    ),
+    path: "egress",
+    at: /^egress:/,
+    message: /beaker\.foo\.example\.com, tcp port 8080/,
+    severity: "warning",
+  },
+  {
     rule: "a VPN endpoint elsewhere in the VPC warns",
     text: edit(FOO, /remote: vpn\.foo\.example\.com/, "remote: 172.31.5.5"),
     path: "vpn.remote",
@@ -1129,6 +1158,18 @@ for (const c of cases) {
     else assert.is(result.labs, undefined, "an error stops generation");
   });
 }
+
+test("an allow-list that reaches Beaker by name or maybe by a CIDR with its port does not warn", () => {
+  for (const egress of [
+    "  - { to: beaker.foo.example.com, ports: [443] }",
+    "  - { to: 10.20.0.0/16, ports: [22, 443] }",
+  ]) {
+    const text = edit(FOO, /^egress:[^]*?(?=\n\S)/m, `egress:\n${egress}`);
+    const { labs, diagnostics } = checkLabs([{ file: FILE, text }]);
+    assert.ok(labs, egress);
+    assert.equal(diagnostics, [], egress);
+  }
+});
 
 test("every problem is reported at once", () => {
   let text = edit(FOO, "address: 172.31.200.10 ", "address: 172.31.200.3 ");
