@@ -301,6 +301,8 @@ function assertSafe(
     ] as const) {
       const r = runDispatcher(d.contents, ["tun0", event], {
         CONNECTION_UUID: uuid,
+        // What NetworkManager passes with a plugin VPN's address (IPsec NATs to it).
+        VPN_IP4_ADDRESS_0: "192.0.2.77/32 0.0.0.0",
         ...env,
       });
       assert.is(r.status, 0, `${what}: ${event} exit status; ${r.stderr}`);
@@ -379,6 +381,42 @@ test("hostile interface names from NetworkManager are refused before any iptable
   });
   assert.is(other.status, 0);
   assert.equal(other.calls, []);
+});
+
+test("IPsec: NAT goes to the tunnel address NetworkManager passes; a missing or hostile one is refused", () => {
+  const result = checkLabs([
+    { file: "safe.yaml", text: stringify(BASES["ipsec"]!()) },
+  ]);
+  const files = generate(result.labs!);
+  const d = dispatchers(files)[0]!;
+  const uuid = uuidOf(files, /\/runners\/([^/]+)\//.exec(d.path)![1]!);
+  const up = (env: Record<string, string>) =>
+    runDispatcher(d.contents, ["eth0", "vpn-up"], {
+      CONNECTION_UUID: uuid,
+      VPN_IP_IFACE: "eth0",
+      ...env,
+    });
+  const ok = up({ VPN_IP4_ADDRESS_0: "192.0.2.77/32 0.0.0.0" });
+  assert.is(ok.status, 0, ok.stderr);
+  const nat = ok.calls.filter(
+    (c) =>
+      c.includes("POSTROUTING") === false &&
+      c.includes("nat") &&
+      c.includes("-A"),
+  );
+  assert.ok(nat.length > 0, "NAT rules");
+  for (const call of nat) {
+    assert.ok(call.includes("SNAT"), call.join(" "));
+    assert.is(call[call.indexOf("--to-source") + 1], "192.0.2.77");
+    assert.not.ok(call.includes("MASQUERADE"));
+  }
+  for (const address of [undefined, "", "eth0", ...PAYLOADS]) {
+    const r = up(address === undefined ? {} : { VPN_IP4_ADDRESS_0: address });
+    assert.is(r.status, 1, `VPN_IP4_ADDRESS_0=${JSON.stringify(address)}`);
+    assert.equal(r.calls, [], "no iptables call");
+    assert.equal(r.stray, []);
+    assert.not.ok(fs.existsSync(MARK));
+  }
 });
 
 test(`hostile values in ${FIELDS.length} fields: rejected, or quoted and harmless`, () => {

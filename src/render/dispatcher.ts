@@ -13,6 +13,11 @@ export interface DispatcherView {
   readonly uuid: string;
   readonly upEvents: string;
   readonly downEvents: string;
+  /**
+   * IPsec: NAT to the tunnel's address (SNAT) instead of MASQUERADE, which would take the
+   * uplink's own address (libreswan has no tunnel device).
+   */
+  readonly snatToTunnelAddress: boolean;
   readonly forwardChain: string;
   readonly natChain: string;
   readonly workerSubnets: readonly string[];
@@ -40,6 +45,7 @@ export function dispatcherView(
     uuid: runner.connections.vpnUuid,
     upEvents: device ? "up|vpn-up" : "vpn-up|up",
     downEvents: device ? "down|vpn-down" : "vpn-down|down",
+    snatToTunnelAddress: runner.tunnel.type === "ipsec",
     forwardChain: lab.chains.forward,
     natChain: lab.chains.nat,
     workerSubnets: lab.workerSubnets,

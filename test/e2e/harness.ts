@@ -66,6 +66,8 @@ export function sh(
 
 /** Create a network namespace and record it for cleanup. */
 export function addNamespace(name: string): void {
+  // Several test files share this module: each one's namespaces are cleaned up after it.
+  cleaned = false;
   sh(["ip", "netns", "add", name]);
   namespaces.push(name);
   sh(["ip", "-n", name, "link", "set", "lo", "up"]);
