@@ -8,11 +8,11 @@
  *   worker ──veth── runner ──veth(eth0)── lab
  *   198.18.4.10      198.18.0.10           198.51.100.1 (IPsec gateway)
  *                    + 192.0.2.77/32       203.0.113.10 on lo (intranet)
- *                      (tunnel address)    routes back only to 192.0.2.77
+ *                      (tunnel address)    routes to 192.0.2.77 and, through it, the workers
  *
- * The lab routes replies to the tunnel address and nowhere else, so a worker's ping is answered
- * only when it left as that address. The encryption itself is not part of this test: ESP needs
- * the kernel's esp4, which the machines running the tests do not have (CONFIG_INET_ESP).
+ * Servers on the lab and on the worker answer each connection with the source address they
+ * saw. The encryption itself is not part of this test: ESP needs the kernel's esp4, which the
+ * machines running the tests do not have (CONFIG_INET_ESP).
  *
  * Needs root and network namespaces; without them it fails (it never skips).
  */
@@ -46,6 +46,8 @@ const NS = {
 const TUNNEL_ADDRESS = "192.0.2.77";
 const INTRANET_HOST = "203.0.113.10";
 const PORT = 8080;
+const WORKER = "198.18.4.10";
+const WORKER_PORT = 8081;
 
 let tmp = "";
 let dispatcher = "";
@@ -53,14 +55,23 @@ let uuid = "";
 
 const inNs = (ns: string, argv: readonly string[], allowFail = false) =>
   sh(["ip", "netns", "exec", ns, ...argv], { allowFail });
-/** The source address the lab's server saw for a worker's connection, or undefined. */
-const seenByLab = (from = NS.worker): string | undefined => {
+/**
+ * Connect from a namespace to a server of the test, which answers with the source address it
+ * saw: that address, or undefined when no connection was made within 2 s.
+ */
+const ask = (
+  from: string,
+  host: string,
+  port: number,
+  localAddress?: string,
+): string | undefined => {
+  const options = JSON.stringify({ host, port, localAddress });
   const r = inNs(
     from,
     [
       process.execPath,
       "-e",
-      `const s = require("node:net").connect(${PORT}, ${JSON.stringify(INTRANET_HOST)});
+      `const s = require("node:net").connect(${options});
        s.setTimeout(2000, () => process.exit(1));
        s.on("error", () => process.exit(1));
        let seen = "";
@@ -71,6 +82,11 @@ const seenByLab = (from = NS.worker): string | undefined => {
   );
   return r.status === 0 && r.stdout !== "" ? r.stdout : undefined;
 };
+/** The source address the lab's server saw for a worker's connection, or undefined. */
+const seenByLab = (from = NS.worker) => ask(from, INTRANET_HOST, PORT);
+/** Whether a host of the intranet can open a connection to a worker through the runner. */
+const labReachesWorker = () =>
+  ask(NS.lab, WORKER, WORKER_PORT, INTRANET_HOST) !== undefined;
 /** The lab's NAT rule set as iptables-save prints it, counters left out. */
 const natRules = () =>
   inNs(NS.runner, ["iptables-save", "-t", "nat"])
@@ -147,20 +163,28 @@ test("setup: the generated dispatcher of an IPsec lab; runner, worker and lab na
   ip(NS.lab, "addr", "add", "198.51.100.1/24", "dev", "up0");
   ip(NS.lab, "link", "set", "up0", "up");
   ip(NS.lab, "addr", "add", `${INTRANET_HOST}/32`, "dev", "lo");
-  // Replies go to the tunnel address only: nothing else of the runner is routed back.
+  // Replies go to the tunnel address only: nothing else of the runner is routed back. The
+  // workers are routed through the runner, as a lab could route them.
   ip(NS.lab, "route", "add", `${TUNNEL_ADDRESS}/32`, "dev", "up0");
+  ip(NS.lab, "route", "add", "198.18.4.0/22", "via", TUNNEL_ADDRESS);
 
   // The lab's server answers each connection with the source address it came from.
   setLogDir(tmp);
-  startDaemon("lab-server", [
-    "ip",
-    "netns",
-    "exec",
-    NS.lab,
-    process.execPath,
-    "-e",
-    `require("node:net").createServer((s) => s.end(s.remoteAddress + "\\n")).listen(${PORT}, ${JSON.stringify(INTRANET_HOST)});`,
-  ]);
+  const server = (name: string, ns: string, host: string, port: number) =>
+    startDaemon(name, [
+      "ip",
+      "netns",
+      "exec",
+      ns,
+      process.execPath,
+      "-e",
+      `require("node:net").createServer((s) => s.end(s.remoteAddress + "\\n")).listen(${port}, ${JSON.stringify(host)});`,
+    ]);
+  server("lab-server", NS.lab, INTRANET_HOST, PORT);
+  server("worker-server", NS.worker, WORKER, WORKER_PORT);
+  await waitFor("the worker's server", () =>
+    ask(NS.worker, WORKER, WORKER_PORT),
+  );
   await waitFor("the lab's server", () => seenByLab(NS.lab));
   assert.is(
     seenByLab(),
@@ -175,6 +199,19 @@ test("vpn-up NATs the workers to the tunnel address NetworkManager passes: the l
   });
   assert.is(r.status, 0, r.stderr);
   assert.is(seenByLab(), TUNNEL_ADDRESS, "the lab sees the tunnel address");
+});
+
+test("the lab cannot open connections to the workers through the runner once the tunnel is up", () => {
+  // This namespace's FORWARD policy is ACCEPT, as on a runner without Docker: only the hook's
+  // own rule stops the lab. Before vpn-up it gets through.
+  assert.is(dispatch("vpn-down", {}).status, 0);
+  assert.ok(labReachesWorker(), "before vpn-up the runner forwards it");
+  const r = dispatch("vpn-up", {
+    VPN_IP4_ADDRESS_0: `${TUNNEL_ADDRESS}/32 0.0.0.0`,
+  });
+  assert.is(r.status, 0, r.stderr);
+  assert.not.ok(labReachesWorker(), "after vpn-up the runner drops it");
+  assert.is(seenByLab(), TUNNEL_ADDRESS, "the workers still reach the lab");
   const nat = natRules().filter((l) => l.includes("GENLAB-NAT-"));
   assert.ok(
     nat.some((l) => l.includes(`--to-source ${TUNNEL_ADDRESS}`)),
@@ -199,7 +236,7 @@ test("without a tunnel address vpn-up refuses and leaves the rules alone; vpn-do
     [],
     "no rule of the lab left",
   );
-  assert.is(seenByLab(), undefined);
+  assert.is(seenByLab(), WORKER, "no NAT any more");
 });
 
 test.run();
