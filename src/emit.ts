@@ -203,12 +203,17 @@ function* renderedLabs(
 const oldName = (lab: string) => `.${lab}.gen-lab-old`;
 const newName = (lab: string) => `.${lab}.gen-lab-new`;
 
+/** Whether p is a directory (not a link to one); an error other than its absence is thrown. */
 const isDirectory = (p: string): boolean => {
+  let st: fs.Stats | undefined;
   try {
-    return fs.lstatSync(p).isDirectory();
-  } catch {
-    return false;
+    st = fs.lstatSync(p, { throwIfNoEntry: false });
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === "ENOTDIR") return false;
+    // EACCES: a directory above p this user may not search. p is not known to be absent.
+    throw describeFsError(e, p);
   }
+  return st?.isDirectory() ?? false;
 };
 
 /**
@@ -451,8 +456,17 @@ function readRegular(file: string, max: number): OnDisk | undefined {
       file,
       fs.constants.O_RDONLY | fs.constants.O_NOFOLLOW | fs.constants.O_NONBLOCK,
     );
-  } catch {
-    return undefined;
+  } catch (e) {
+    // Absent, a symbolic link (ELOOP with O_NOFOLLOW) or below a file: not this regular file.
+    // A file this user may not read is there all the same: taking it for a missing one would
+    // report it as added (or carry nothing over), so that is an error.
+    const code = (e as NodeJS.ErrnoException).code;
+    if (code === "ENOENT" || code === "ELOOP" || code === "ENOTDIR")
+      return undefined;
+    throw new OutputError(
+      `cannot read ${file}: ${errnoText(e)}`,
+      "make the output directory readable to this user (chmod u+rX), or run gen-lab as its owner",
+    );
   }
   try {
     const st = fs.fstatSync(fd);
@@ -738,7 +752,10 @@ function describeFsError(e: unknown, target: string): OutputError {
       ? "cannot remove"
       : syscall === "rename"
         ? "cannot move"
-        : syscall === "scandir" || syscall === "read"
+        : syscall === "scandir" ||
+            syscall === "read" ||
+            syscall === "lstat" ||
+            syscall === "stat"
           ? "cannot read"
           : "cannot write";
   return new OutputError(
@@ -999,7 +1016,13 @@ function checkOutputDirectory(outDir: string, labs: readonly string[]): void {
     );
   for (const lab of labs) {
     const dir = path.join(outDir, lab);
-    const lst = fs.lstatSync(dir, { throwIfNoEntry: false });
+    let lst: fs.Stats | undefined;
+    try {
+      lst = fs.lstatSync(dir, { throwIfNoEntry: false });
+    } catch (e) {
+      // EACCES: an output directory this user may not enter.
+      throw describeFsError(e, dir);
+    }
     if (lst && !lst.isDirectory())
       throw new OutputError(
         `${dir} is ${lst.isSymbolicLink() ? "a symbolic link" : "a file"}, not the directory gen-lab writes`,

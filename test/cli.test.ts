@@ -1016,6 +1016,61 @@ test("as an ordinary user: an up-to-date tree needs no write access; an unreadab
   }
 });
 
+test("as an ordinary user: a directory it may not enter or a file it may not read is exit 2 naming it, never taken for missing", () => {
+  const { dir, cleanup } = tempDir();
+  const asNobody = (args: string[]) =>
+    spawnSync(
+      "setpriv",
+      [
+        "--reuid=65534",
+        "--regid=65534",
+        "--clear-groups",
+        process.execPath,
+        path.join(ROOT, "bin", "gen-lab.js"),
+        ...args,
+      ],
+      { encoding: "utf8" },
+    );
+  try {
+    fs.chmodSync(dir, 0o755);
+    // A root-only output directory.
+    const rootOnly = path.join(dir, "root-only");
+    fs.mkdirSync(rootOnly, { mode: 0o700 });
+    for (const extra of [[], ["--check"]]) {
+      const r = asNobody([FOO, "-o", rootOnly, ...extra]);
+      assert.is(r.status, 2, `${extra}: ${r.stderr}`);
+      assert.match(r.stderr, /cannot read .*root-only\/foo: permission denied/);
+      assert.not.match(r.stderr, /internal error|\n\s+at /);
+    }
+    // An up-to-date tree of the user's own with one part made unreadable at a time.
+    const home = path.join(dir, "home");
+    fs.mkdirSync(home);
+    fs.chownSync(home, 65534, 65534);
+    const out = path.join(home, "out");
+    assert.is(asNobody([FOO, "-o", out, "-q"]).status, 0);
+    for (const part of [
+      "foo/README.md",
+      "foo/.gen-lab-manifest.json",
+      "foo/runners",
+    ]) {
+      const p = path.join(out, part);
+      const mode = fs.statSync(p).mode & 0o777;
+      fs.chmodSync(p, 0o000);
+      try {
+        const r = asNobody([FOO, "-o", out, "--check"]);
+        assert.is(r.status, 2, `${part}: ${r.stdout}${r.stderr}`);
+        assert.match(r.stderr, /cannot read .*: permission denied \(EACCES\)/);
+        assert.not.match(r.stdout, /added/, part);
+      } finally {
+        fs.chmodSync(p, mode);
+      }
+    }
+    assert.is(asNobody([FOO, "-o", out, "--check"]).status, 0);
+  } finally {
+    cleanup();
+  }
+});
+
 test("a working directory that was removed is a usage error", () => {
   const { dir, cleanup } = tempDir();
   try {
