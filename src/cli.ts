@@ -332,6 +332,11 @@ function printDiagnostics(list: readonly Diagnostic[], io: Io): void {
 
 /** Entry point of bin/gen-lab.js: never a stack trace for the user, unless GEN_LAB_DEBUG is set. */
 export async function run(): Promise<void> {
+  // A reader that went away (`| head -1`, a closed CI log) or a full disk behind standard
+  // output or error must not end in an unhandled 'error' event: a stack trace and exit 1, the
+  // drift code. What was to be said is lost; the exit code stays the run's.
+  for (const stream of [process.stdout, process.stderr])
+    stream.on("error", () => {});
   try {
     process.exitCode = await main(process.argv.slice(2));
   } catch (e) {

@@ -1071,6 +1071,38 @@ test("as an ordinary user: a directory it may not enter or a file it may not rea
   }
 });
 
+test("a reader that goes away or a full disk behind stdout/stderr keeps the run's exit code, without a stack trace", () => {
+  const { dir, cleanup } = tempDir();
+  const bin = path.join(ROOT, "bin", "gen-lab.js");
+  // Each line: a shell pipeline, then the exit code gen-lab must give in it.
+  const sh = (script: string) =>
+    spawnSync("bash", ["-c", script, "bash", process.execPath, bin, FOO], {
+      cwd: dir,
+      encoding: "utf8",
+    });
+  try {
+    fs.writeFileSync(path.join(dir, "bad.yaml"), "version: 2\n");
+    for (const [script, code] of [
+      ['"$1" "$2" "$3" -o fresh | true; exit "${PIPESTATUS[0]}"', 0],
+      ['"$1" "$2" "$3" -o fresh --check | true; exit "${PIPESTATUS[0]}"', 0],
+      ['"$1" "$2" "$3" -o other >/dev/full', 0],
+      ['"$1" "$2" bad.yaml -o fresh 2>/dev/full', 2],
+      ['"$1" "$2" bad.yaml -o fresh 2>&1 | true; exit "${PIPESTATUS[0]}"', 2],
+      ['"$1" "$2" --help | true; exit "${PIPESTATUS[0]}"', 0],
+      [
+        'echo edited >>fresh/foo/README.md; "$1" "$2" "$3" -o fresh --check | head -c 1 >/dev/null; exit "${PIPESTATUS[0]}"',
+        1,
+      ],
+    ] as const) {
+      const r = sh(script);
+      assert.is(r.status, code, `${script}\n${r.stderr}`);
+      assert.not.match(r.stderr, /Unhandled|EPIPE|\n\s+at /, script);
+    }
+  } finally {
+    cleanup();
+  }
+});
+
 test("a working directory that was removed is a usage error", () => {
   const { dir, cleanup } = tempDir();
   try {
