@@ -209,7 +209,8 @@ const isDirectory = (p: string): boolean => {
   try {
     st = fs.lstatSync(p, { throwIfNoEntry: false });
   } catch (e) {
-    if ((e as NodeJS.ErrnoException).code === "ENOTDIR") return false;
+    const code = (e as NodeJS.ErrnoException).code;
+    if (code === "ENOTDIR" || code === "ENAMETOOLONG") return false;
     // EACCES: a directory above p this user may not search. p is not known to be absent.
     throw describeFsError(e, p);
   }
@@ -457,11 +458,17 @@ function readRegular(file: string, max: number): OnDisk | undefined {
       fs.constants.O_RDONLY | fs.constants.O_NOFOLLOW | fs.constants.O_NONBLOCK,
     );
   } catch (e) {
-    // Absent, a symbolic link (ELOOP with O_NOFOLLOW) or below a file: not this regular file.
-    // A file this user may not read is there all the same: taking it for a missing one would
-    // report it as added (or carry nothing over), so that is an error.
+    // Absent, a symbolic link (ELOOP with O_NOFOLLOW), below a file or a name no file can
+    // have: not this regular file. A file this user may not read is there all the same:
+    // taking it for a missing one would report it as added (or carry nothing over), so that
+    // is an error.
     const code = (e as NodeJS.ErrnoException).code;
-    if (code === "ENOENT" || code === "ELOOP" || code === "ENOTDIR")
+    if (
+      code === "ENOENT" ||
+      code === "ELOOP" ||
+      code === "ENOTDIR" ||
+      code === "ENAMETOOLONG"
+    )
       return undefined;
     throw new OutputError(
       `cannot read ${file}: ${errnoText(e)}`,
