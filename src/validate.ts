@@ -998,6 +998,7 @@ function checkTunnels(
           "a static-key tunnel has no control channel, so no nameserver is pushed: list the lab's DNS servers in intranet.nameservers",
         );
       }
+      if (vpn.cipher !== undefined) checkCipher(r, vpn.cipher, vpn.auth);
       if (vpn.auth === "static-key" && vpn.cipher === undefined) {
         r.warn(
           ["vpn"],
@@ -1419,6 +1420,87 @@ function checkEgressReachesBeaker(r: Reporter, lab: LabInput): void {
     `no rule lets the workers reach Beaker (${url.hostname}, tcp port ${port}, from beaker.url)`,
     `add { to: ${url.hostname}, ports: [${port}] } to egress, or the CIDR of Beaker's address with port ${port}`,
   );
+}
+
+/**
+ * The data-channel ciphers of OpenVPN 2.6 with OpenSSL 3 (`openvpn --show-ciphers`, Debian 12):
+ * in static-key mode OpenVPN takes only the CBC ones; the others ("TLS client/server mode
+ * only") need a TLS control channel. Names are matched without regard to case, as OpenSSL does.
+ */
+const OPENVPN_CBC = new Set([
+  ...["AES", "ARIA", "CAMELLIA"].flatMap((c) =>
+    ["128", "192", "256"].map((bits) => `${c}-${bits}-CBC`),
+  ),
+  "SM4-CBC",
+  "DES-EDE-CBC",
+  "DES-EDE3-CBC",
+]);
+const OPENVPN_TLS_ONLY = new Set([
+  ...["AES", "ARIA", "CAMELLIA"].flatMap((c) =>
+    ["128", "192", "256"].flatMap((bits) =>
+      ["CFB", "CFB1", "CFB8", "OFB", ...(c === "CAMELLIA" ? [] : ["GCM"])].map(
+        (mode) => `${c}-${bits}-${mode}`,
+      ),
+    ),
+  ),
+  "CHACHA20-POLY1305",
+  "SM4-CFB",
+  "SM4-OFB",
+  "DES-EDE-CFB",
+  "DES-EDE-OFB",
+  "DES-EDE3-CFB",
+  "DES-EDE3-CFB1",
+  "DES-EDE3-CFB8",
+  "DES-EDE3-OFB",
+]);
+
+function checkCipher(
+  r: Reporter,
+  cipher: string,
+  auth: "static-key" | "tls",
+): void {
+  const path: YamlPath = ["vpn", "cipher"];
+  const name = cipher.toUpperCase();
+  if (name === "NONE") {
+    r.warn(
+      path,
+      "cipher none: the tunnel would carry the intranet's traffic unencrypted",
+      "set the cipher the lab's server uses, e.g. AES-256-CBC",
+    );
+    return;
+  }
+  if (name === "BF-CBC") {
+    r.error(
+      path,
+      "BF-CBC is refused by OpenVPN with OpenSSL 3 (it needs OpenSSL's legacy provider)",
+      "use the cipher the lab's server is moved to, e.g. AES-256-CBC",
+    );
+    return;
+  }
+  const cbc = OPENVPN_CBC.has(name);
+  if (!cbc && !OPENVPN_TLS_ONLY.has(name)) {
+    r.error(
+      path,
+      `${cipher} is not a cipher OpenVPN knows`,
+      "write one `openvpn --show-ciphers` lists, e.g. AES-256-CBC",
+    );
+    return;
+  }
+  if (auth === "static-key" && !cbc) {
+    r.error(
+      path,
+      `${cipher} works only with a TLS control channel; OpenVPN refuses it with a static key`,
+      "use a CBC cipher for static-key, e.g. AES-256-CBC",
+    );
+    return;
+  }
+  if (name.startsWith("DES-")) {
+    r.warn(
+      path,
+      `${cipher} has 64-bit blocks, deprecated by OpenVPN (a long-lived tunnel is open to SWEET32)`,
+      "move the lab's server to AES-256-CBC (or AES-256-GCM with TLS)",
+    );
+  }
 }
 
 /** S3 bucket rules that the generated name must obey (AWS "general purpose bucket naming rules"). */

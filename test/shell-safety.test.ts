@@ -47,7 +47,7 @@ const BASES: Record<string, () => Lab> = {
       name: "safe",
       zones: 2,
       vpn: "openvpn-static-key",
-      cipher: "AES-256-GCM",
+      cipher: "AES-256-CBC",
       egress: true,
     }),
   tls: () =>

@@ -3,12 +3,13 @@
  * each other: NM ids, uuids, iptables chains and drop-in paths all differ; secrets never
  * reach the output; the secret loader puts them where NM reads them.
  */
-import { spawnSync } from "node:child_process";
+import { spawn, spawnSync } from "node:child_process";
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { test } from "uvu";
 import * as assert from "uvu/assert";
 import {
+  checkLabs,
   generate,
   parseLab,
   parseLabs,
@@ -236,6 +237,68 @@ test("uuids are stable and differ per runner, role, lab and environment", () => 
       u,
       /^[0-9a-f]{8}-[0-9a-f]{4}-5[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/,
     );
+});
+
+
+test("openvpn static-key: gen-lab refuses exactly the ciphers OpenVPN refuses with a static key", async () => {
+  const shown = spawnSync("openvpn", ["--show-ciphers"], { encoding: "utf8" });
+  assert.is(shown.status, 0, "openvpn --show-ciphers");
+  const listed = [
+    ...shown.stdout.matchAll(/^([A-Z0-9]+(?:-[A-Z0-9]+)+) +\(/gm),
+  ].map((m) => m[1]!);
+  assert.ok(listed.length > 20, `openvpn lists its ciphers: ${listed.length}`);
+  const ciphers = [...listed, "aes-256-cbc", "BF-CBC", "FOO-BAR", "none"];
+  const { dir, cleanup } = tempDir();
+  try {
+    const key = path.join(dir, "static.key");
+    const gen = spawnSync("openvpn", ["--genkey", "secret", key]);
+    assert.is(gen.status, 0, "openvpn --genkey");
+    // OpenVPN refuses a cipher at once (exit 1); one it takes keeps it running until killed.
+    const takes = (cipher: string) =>
+      new Promise<boolean>((resolve) => {
+        const p = spawn(
+          "openvpn",
+          [
+            "--dev",
+            "null",
+            "--secret",
+            key,
+            "1",
+            "--cipher",
+            cipher,
+            "--remote",
+            "127.0.0.1",
+            "--nobind",
+            "--verb",
+            "1",
+          ],
+          { stdio: "ignore" },
+        );
+        const timer = setTimeout(() => {
+          p.kill("SIGKILL");
+          resolve(true);
+        }, 1500);
+        p.on("exit", () => {
+          clearTimeout(timer);
+          resolve(false);
+        });
+      });
+    const verdicts = await Promise.all(ciphers.map(takes));
+    const foo = fs.readFileSync(path.join(ROOT, "labs", "foo.yaml"), "utf8");
+    ciphers.forEach((cipher, i) => {
+      const text = foo.replace(/cipher: AES-256-CBC/, `cipher: ${cipher}`);
+      const errors = checkLabs([{ file: "foo.yaml", text }]).diagnostics.filter(
+        (d) => d.severity === "error",
+      );
+      assert.is(
+        errors.length === 0,
+        verdicts[i],
+        `${cipher}: OpenVPN ${verdicts[i] ? "takes" : "refuses"} it; gen-lab: ${errors.map((d) => d.message).join("; ") || "accepted"}`,
+      );
+    });
+  } finally {
+    cleanup();
+  }
 });
 
 test.run();
