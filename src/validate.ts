@@ -1348,6 +1348,7 @@ function checkEgressAndNames(
 ): void {
   const domains = lab.intranet.domains;
   const underAny = (host: string) => domains.some((d) => underDomain(host, d));
+  checkRoutingDomains(r, lab);
   const beakerHost = new URL(lab.beaker.url).hostname;
   if (!underAny(beakerHost)) {
     r.error(
@@ -1399,6 +1400,52 @@ function checkEgressAndNames(
     }
   });
   checkEgressReachesBeaker(r, lab);
+}
+
+/**
+ * Every name under a routing domain goes to the lab's DNS, from the runners and the workers.
+ * A top-level domain would take all of `com` or `internal` (EC2's own host names); a domain
+ * above a host the pipeline or AWS needs would send its lookups through the lab.
+ */
+function checkRoutingDomains(r: Reporter, lab: LabInput): void {
+  const needed: [string, string][] = [
+    [new URL(lab.pipeline.gitlab_url).hostname, "pipeline.gitlab_url"],
+    ...lab.pipeline.triggers.flatMap((t, i): [string, string][] => {
+      try {
+        return [
+          [new URL(t.git_url).hostname, `pipeline.triggers[${i}].git_url`],
+        ];
+      } catch {
+        return []; // scp-like git URLs: their host is not looked up here
+      }
+    }),
+    [`s3.${lab.aws.region}.amazonaws.com`, "S3 and ECR of the region"],
+    [
+      lab.aws.region === "us-east-1"
+        ? "ip-10-0-0-1.ec2.internal"
+        : `ip-10-0-0-1.${lab.aws.region}.compute.internal`,
+      "EC2's host names",
+    ],
+  ];
+  lab.intranet.domains.forEach((domain, i) => {
+    const path: YamlPath = ["intranet", "domains", i];
+    if (!domain.includes(".")) {
+      r.error(
+        path,
+        `${domain} is a whole top-level domain: every name under it would go to the lab's DNS`,
+        "list the lab's own domains, e.g. foo.example.com",
+      );
+      return;
+    }
+    const hit = needed.find(([host]) => underDomain(host, domain));
+    if (hit) {
+      r.warn(
+        path,
+        `${domain} covers ${hit[0]} (${hit[1]}): its lookups would go to the lab's DNS`,
+        "list only the lab's own domains",
+      );
+    }
+  });
 }
 
 /**

@@ -424,6 +424,43 @@ const cases: Case[] = [
     message: /beaker\.foo\.example\.com, tcp port 8080/,
     severity: "warning",
   },
+  ...(["com", "internal"] as const).map((tld) => ({
+    rule: `a top-level domain (${tld}) as routing domain`,
+    text: edit(FOO, "domains: [foo.example.com]", `domains: [${tld}]`),
+    path: "intranet.domains[0]",
+    at: /^ {2}domains: \[/,
+    message: new RegExp(
+      `${tld} is a whole top-level domain: every name under it would go to the lab's DNS`,
+    ),
+  })),
+  ...(
+    [
+      [
+        "corp.example.net",
+        /covers gitlab\.corp\.example\.net \(pipeline\.gitlab_url\)/,
+      ],
+      ["amazonaws.com", /covers s3\.us-east-1\.amazonaws\.com \(S3 and ECR/],
+      [
+        "ec2.internal",
+        /covers ip-10-0-0-1\.ec2\.internal \(EC2's host names\)/,
+      ],
+    ] as const
+  ).map(([domain, message]) => ({
+    rule: `a routing domain above a host the pipeline or AWS needs (${domain}) warns`,
+    text: edit(
+      edit(
+        FOO,
+        "domains: [foo.example.com]",
+        `domains: [foo.example.com, ${domain}]`,
+      ),
+      /^ {2}gitlab_url: .*$/m,
+      "  gitlab_url: https://gitlab.corp.example.net",
+    ),
+    path: "intranet.domains[1]",
+    at: /^ {2}domains: \[/,
+    message,
+    severity: "warning" as const,
+  })),
   {
     rule: "a VPN endpoint elsewhere in the VPC warns",
     text: edit(FOO, /remote: vpn\.foo\.example\.com/, "remote: 172.31.5.5"),
