@@ -1,4 +1,9 @@
-import { generatedHeader, MODE_PUBLIC, type GeneratedFile } from "../file.js";
+import {
+  commentSafe,
+  generatedHeader,
+  MODE_PUBLIC,
+  type GeneratedFile,
+} from "../file.js";
 import type { LabModel, RunnerModel, TunnelModel } from "../model.js";
 import { GITLAB_TOKEN_KEY, triggerNames } from "./kubernetes.js";
 import { paths } from "./paths.js";
@@ -37,6 +42,7 @@ export interface ReadmeRunnerView {
 export interface ReadmeView {
   readonly header: string;
   readonly lab: string;
+  /** The lab file's name as a Markdown code span, backticks and all. */
   readonly sourceName: string;
   readonly vpcId: string;
   readonly vpcCidr: string;
@@ -96,6 +102,20 @@ function tunnelSummary(t: TunnelModel): {
 const nodeId = (...parts: string[]) =>
   parts.join("_").replace(/[^a-zA-Z0-9_]/g, "_");
 
+/**
+ * A Markdown code span of text: fenced by one backtick more than its longest run of them, and
+ * padded with a space where it starts or ends with one (CommonMark, "Code spans").
+ */
+function codeSpan(text: string): string {
+  const longest = Math.max(
+    0,
+    ...(text.match(/`+/g) ?? []).map((r) => r.length),
+  );
+  const fence = "`".repeat(longest + 1);
+  const pad = text.startsWith("`") || text.endsWith("`") ? " " : "";
+  return `${fence}${pad}${text}${pad}${fence}`;
+}
+
 /** The view model of the lab's README. Pure. */
 export function readmeView(lab: LabModel): ReadmeView {
   const k8s = triggerNames(lab);
@@ -131,9 +151,10 @@ export function readmeView(lab: LabModel): ReadmeView {
   });
   const first = lab.runners[0]!;
   return {
-    header: generatedHeader(lab.sourceName),
+    // Inside an HTML comment, which `--` (and with it `-->`) would end early.
+    header: generatedHeader(lab.sourceName).replace(/-(?=-)/g, "- "),
     lab: lab.name,
-    sourceName: lab.sourceName,
+    sourceName: codeSpan(commentSafe(lab.sourceName)),
     vpcId: lab.aws.vpcId,
     vpcCidr: lab.aws.vpcCidr,
     region: lab.aws.region,
