@@ -5,6 +5,7 @@ import {
   excerpt,
   formatDiagnostic,
   visible,
+  visibleLines,
   type Diagnostic,
 } from "./diagnostics.js";
 import {
@@ -278,9 +279,16 @@ function runLabs(args: Args & { labs: string[]; out: string }, io: Io): number {
         );
       return EXIT.ok;
     }
-    io.out(diff);
+    // A file's text may hold anything a lab put there (terminal escapes, bidi overrides):
+    // shown escaped, as diagnostics are, so a diff cannot drive the terminal or a CI log.
+    io.out(visibleLines(diff));
+    const named = drift
+      .slice(0, STALE_LABS_NAMED)
+      .map((c) => `${c.lab}: ${summarize(c)}`);
+    if (drift.length > STALE_LABS_NAMED)
+      named.push(`${drift.length - STALE_LABS_NAMED} more labs`);
     io.err(
-      `gen-lab: ${visible(args.out)} is stale: ${drift.map(summarize).join("; ")}. Run gen-lab without --check to update it.\n`,
+      `gen-lab: ${visible(args.out)} is stale: ${named.join("; ")}. Run gen-lab without --check to update it.\n`,
     );
     return EXIT.drift;
   }
@@ -299,6 +307,9 @@ function runLabs(args: Args & { labs: string[]; out: string }, io: Io): number {
   }
   return EXIT.ok;
 }
+
+/** Labs the stale message names; the rest are counted (the diff above shows them all). */
+const STALE_LABS_NAMED = 10;
 
 function describeLabs(changes: readonly TreeChange[]): string {
   return `${changes.length} lab(s), ${changes.reduce((n, c) => n + c.unchanged, 0)} files`;

@@ -47,6 +47,15 @@ export function visible(s: string): string {
   );
 }
 
+/** Like {@link visible}, for text of several lines: line feeds and tabs stay as they are. */
+export function visibleLines(s: string): string {
+  return s.replace(INVISIBLE, (c) =>
+    c === "\n" || c === "\t"
+      ? c
+      : `\\u{${c.codePointAt(0)!.toString(16).toUpperCase()}}`,
+  );
+}
+
 /** `file:line:col: [warning: ]path: message; hint` — the form editors and CI logs link to. */
 export function formatDiagnostic(d: Diagnostic): string {
   const where = `${d.file}:${d.line}:${d.column}`;

@@ -90,8 +90,48 @@ test("--check: 0 when up to date, 1 with a unified diff when not, and it writes 
     );
     assert.match(stale.stdout, /^-net\.ipv4\.ip_forward = 0$/m);
     assert.match(stale.stdout, /^\+net\.ipv4\.ip_forward = 1$/m);
-    assert.match(stale.stderr, /is stale/);
+    assert.match(stale.stderr, /is stale: foo: 17 files: 0 added, 1 changed/);
     assert.equal(readTree(dir), before, "--check wrote nothing");
+  } finally {
+    cleanup();
+  }
+});
+
+test("--check shows a file's terminal escapes and bidi overrides escaped, and names the stale labs (ten, then a count)", () => {
+  const { dir, cleanup } = tempDir();
+  try {
+    const labs = syntheticLabs(12).map((l) => {
+      const file = path.join(dir, l.file);
+      fs.writeFileSync(file, l.text);
+      return file;
+    });
+    const out = path.join(dir, "out");
+    assert.is(runCli([...labs, "-o", out, "-q"]).status, 0);
+    const names = fs.readdirSync(out).sort();
+    for (const lab of names)
+      fs.appendFileSync(
+        path.join(out, lab, "README.md"),
+        "evil \u001b]0;title\u0007 \u001b[2J \u202Egnp.exe\tend\r\n",
+      );
+    const r = runCli([...labs, "-o", out, "--check"]);
+    assert.is(r.status, 1, r.stderr);
+    assert.not.match(r.stdout, /[\u001b\u0007\u202E\r]/);
+    assert.match(
+      r.stdout,
+      /^-evil \\u\{1B\}\]0;title\\u\{7\} \\u\{1B\}\[2J \\u\{202E\}gnp\.exe\tend\\u\{D\}$/m,
+    );
+    assert.match(
+      r.stderr,
+      new RegExp(
+        `is stale: ${names
+          .slice(0, 10)
+          .map(
+            (n) =>
+              `${n}: \\d+ files: 0 added, 1 changed, 0 removed, \\d+ unchanged`,
+          )
+          .join("; ")}; 2 more labs\\.`,
+      ),
+    );
   } finally {
     cleanup();
   }
