@@ -409,8 +409,10 @@ const TriggerSchema = z.strictObject({
 
 const PipelineSchema = z.strictObject({
   // GitLab path segments; none may be `.` or `..`, nor start with `-` or `.`.
+  // GitLab's path rules: letters, digits, `_`, `-` and `.`; each part starts and ends with a
+  // letter or digit, no two special characters in a row, and no `.git` or `.atom` at the end.
   project: pattern(
-    /^(?![-.])[A-Za-z0-9_.-]+(\/(?![-.])[A-Za-z0-9_.-]+)+$/,
+    /^(?!.*\.(?:git|atom)$)[A-Za-z0-9](?:[A-Za-z0-9]|[_.-](?=[A-Za-z0-9]))*(?:\/[A-Za-z0-9](?:[A-Za-z0-9]|[_.-](?=[A-Za-z0-9]))*)+$/,
     "a GitLab project path",
     "group/subgroup/project",
   ),

@@ -804,6 +804,23 @@ const cases: Case[] = [
     at: /project: \.\.\/\.\.\/etc/,
     message: /GitLab project path/,
   },
+  ...[
+    "group/project.git",
+    "group/project.atom",
+    "group/project.",
+    "group/a..b",
+    "group/a_-b",
+  ].map((project) => ({
+    rule: `a project path GitLab refuses (${project})`,
+    text: edit(
+      FOO,
+      "project: redhat/red-hat-ci-tools/kernel/cki-foo-pipelines",
+      `project: ${project}`,
+    ),
+    path: "pipeline.project",
+    at: new RegExp(`project: ${project.replace(/[.]/g, "\\.")}`),
+    message: /GitLab project path/,
+  })),
   {
     rule: "beaker host with shell syntax",
     text: edit(
