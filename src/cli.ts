@@ -159,14 +159,32 @@ async function parseWithYargs(
     // `-o -dash` reads as the flags -d -a -s -h: say how to name such a directory.
     const out = argv.findIndex((a) => a === "-o" || a === "--out");
     const dashed = out >= 0 && argv[out + 1]?.startsWith("-");
+    // `-x.yaml` reads as the flags -x -. -y...: a lab file named so gets the same help.
+    const dashedLab = argv.find(
+      (a, i) => /^-[^-].*\.ya?ml$/.test(a) && i !== out + 1,
+    );
+    const hint = dashed
+      ? `A path starting with "-" reads as options: write it as ./${visible(argv[out + 1]!)} or --out=${visible(argv[out + 1]!)}.\n`
+      : dashedLab !== undefined
+        ? `A path starting with "-" reads as options: write it as ./${visible(dashedLab)}, or put -- after the options, before the lab files.\n`
+        : "";
     io.err(
-      `gen-lab: ${visible(usageError)}\n${dashed ? `A path starting with "-" reads as options: write it as ./${visible(argv[out + 1]!)} or --out=${visible(argv[out + 1]!)}.\n` : ""}Run gen-lab --help for usage.\n`,
+      `gen-lab: ${visible(usageError)}\n${hint}Run gen-lab --help for usage.\n`,
     );
     return EXIT.badInput;
   }
   if (printed !== "") {
     io.out(`${printed}\n`);
     return EXIT.ok;
+  }
+  const stdin = argv.findIndex(
+    (a, i) => a === "-" && argv[i - 1] !== "-o" && argv[i - 1] !== "--out",
+  );
+  if (stdin >= 0) {
+    io.err(
+      'gen-lab: a lab is read from a file, not from standard input ("-"): give its path\nRun gen-lab --help for usage.\n',
+    );
+    return EXIT.badInput;
   }
   return args;
 }
@@ -182,7 +200,10 @@ async function generateFromArgs(args: Args, io: Io): Promise<number> {
   // yargs gives an array for a repeated option, and "" for an empty or missing value: an unset
   // variable in `-o "$OUT"` must fail, not pass a --check that compared nothing.
   if (Array.isArray(args.out))
-    return usageError(io, "-o/--out may be given once");
+    return usageError(
+      io,
+      "-o/--out may be given once (-oo is -o twice; write -o o or --out=o)",
+    );
   if (typeof args.out !== "string" || args.out === "")
     return usageError(io, "-o/--out needs the output directory (it is empty)");
   try {

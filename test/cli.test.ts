@@ -309,6 +309,21 @@ test("--help, --version and usage errors", () => {
   const unknown = runCli([FOO, "-o", "/tmp/x", "--frobnicate"]);
   assert.is(unknown.status, 2);
   assert.match(unknown.stderr, /frobnicate/);
+  for (const [argv, message] of [
+    [
+      ["-x.yaml", "-o", "out"],
+      /write it as \.\/-x\.yaml, or put -- after the options/,
+    ],
+    [
+      ["-", "-o", "out"],
+      /a lab is read from a file, not from standard input \("-"\)/,
+    ],
+    [[FOO, "-oo"], /-o\/--out may be given once \(-oo is -o twice/],
+  ] as const) {
+    const r = runCli([...argv]);
+    assert.is(r.status, 2, argv.join(" "));
+    assert.match(r.stderr, message);
+  }
   const dashed = runCli([FOO, "-o", "-dash"]);
   assert.is(dashed.status, 2);
   assert.match(
