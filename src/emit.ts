@@ -6,7 +6,7 @@ import { createTwoFilesPatch } from "diff";
 import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
-import type { GeneratedFile } from "./file.js";
+import { codePointOrder, type GeneratedFile } from "./file.js";
 import {
   generateEach,
   labsInPathOrder,
@@ -116,9 +116,11 @@ export function readLabFile(file: string): Uint8Array | Diagnostic {
 export function checkLabFiles(files: readonly string[]): CheckResult {
   const texts: { file: string; text: Uint8Array }[] = [];
   const problems: Diagnostic[] = [];
-  const seen = new Set<string>();
+  // The same file by any name (a symbolic or hard link) is one lab, read under the name that
+  // sorts first: its base name goes into the generated headers, which must not depend on the
+  // order of the arguments.
+  const names = new Map<string, string>();
   for (const file of files) {
-    // The same file by any name (a symbolic or hard link) is one lab.
     let id = path.resolve(file);
     try {
       const st = fs.statSync(file);
@@ -126,8 +128,11 @@ export function checkLabFiles(files: readonly string[]): CheckResult {
     } catch {
       // Reported by readLabFile.
     }
-    if (seen.has(id)) continue;
-    seen.add(id);
+    const named = names.get(id);
+    if (named === undefined || codePointOrder(file, named) < 0)
+      names.set(id, file);
+  }
+  for (const file of names.values()) {
     const read = readLabFile(file);
     if (read instanceof Uint8Array) texts.push({ file, text: read });
     else problems.push(read);

@@ -546,6 +546,16 @@ test("lab files that are not regular files, or that lie in a directory the run r
     const twice = runCli([FOO, FOO, hard, soft, "-o", path.join(dir, "twice")]);
     assert.is(twice.status, 0, twice.stderr);
     assert.match(twice.stdout, /^gen-lab: .*twice\/foo: 17 files/m);
+    // Whatever order the names come in, the headers name the same one: the output is the same.
+    const reversed = runCli([
+      soft,
+      hard,
+      FOO,
+      "-o",
+      path.join(dir, "twice"),
+      "--check",
+    ]);
+    assert.is(reversed.status, 0, reversed.stdout + reversed.stderr);
     // A proc file says it is empty and never ends: read to the cap, then refused.
     const started = Date.now();
     assertRefused(
