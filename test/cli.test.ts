@@ -1061,21 +1061,24 @@ test("-- ends the options; an empty lab path is named as such", () => {
   }
 });
 
+/** gen-lab run as the user nobody (uid and gid 65534, no supplementary groups). */
+function asNobody(args: readonly string[]) {
+  return spawnSync(
+    "setpriv",
+    [
+      "--reuid=65534",
+      "--regid=65534",
+      "--clear-groups",
+      process.execPath,
+      path.join(ROOT, "bin", "gen-lab.js"),
+      ...args,
+    ],
+    { encoding: "utf8" },
+  );
+}
+
 test("as an ordinary user: an up-to-date tree needs no write access; an unreadable directory of yours stops the write", () => {
   const { dir, cleanup } = tempDir();
-  const asNobody = (args: string[]) =>
-    spawnSync(
-      "setpriv",
-      [
-        "--reuid=65534",
-        "--regid=65534",
-        "--clear-groups",
-        process.execPath,
-        path.join(ROOT, "bin", "gen-lab.js"),
-        ...args,
-      ],
-      { encoding: "utf8" },
-    );
   try {
     fs.chmodSync(dir, 0o755);
     const home = path.join(dir, "home");
@@ -1109,19 +1112,6 @@ test("as an ordinary user: an up-to-date tree needs no write access; an unreadab
 
 test("as an ordinary user: a directory it may not enter or a file it may not read is exit 2 naming it, never taken for missing", () => {
   const { dir, cleanup } = tempDir();
-  const asNobody = (args: string[]) =>
-    spawnSync(
-      "setpriv",
-      [
-        "--reuid=65534",
-        "--regid=65534",
-        "--clear-groups",
-        process.execPath,
-        path.join(ROOT, "bin", "gen-lab.js"),
-        ...args,
-      ],
-      { encoding: "utf8" },
-    );
   try {
     fs.chmodSync(dir, 0o755);
     // A root-only output directory.

@@ -358,13 +358,18 @@ test("valid labs: the dispatcher runs against the stub and passes every value as
   }
 });
 
-test("hostile interface names from NetworkManager are refused before any iptables call", () => {
+/** The first runner's dispatcher of a base lab, and that runner's VPN uuid. */
+function firstDispatcher(kind: string): { d: GeneratedFile; uuid: string } {
   const result = checkLabs([
-    { file: "safe.yaml", text: stringify(BASES["static-key"]!()) },
+    { file: "safe.yaml", text: stringify(BASES[kind]!()) },
   ]);
   const files = generate(result.labs!);
   const d = dispatchers(files)[0]!;
-  const uuid = uuidOf(files, /\/runners\/([^/]+)\//.exec(d.path)![1]!);
+  return { d, uuid: uuidOf(files, /\/runners\/([^/]+)\//.exec(d.path)![1]!) };
+}
+
+test("hostile interface names from NetworkManager are refused before any iptables call", () => {
+  const { d, uuid } = firstDispatcher("static-key");
   for (const iface of PAYLOADS) {
     const r = runDispatcher(d.contents, ["tun0", "vpn-up"], {
       CONNECTION_UUID: uuid,
@@ -384,12 +389,7 @@ test("hostile interface names from NetworkManager are refused before any iptable
 });
 
 test("IPsec: NAT goes to the tunnel address NetworkManager passes; a missing or hostile one is refused", () => {
-  const result = checkLabs([
-    { file: "safe.yaml", text: stringify(BASES["ipsec"]!()) },
-  ]);
-  const files = generate(result.labs!);
-  const d = dispatchers(files)[0]!;
-  const uuid = uuidOf(files, /\/runners\/([^/]+)\//.exec(d.path)![1]!);
+  const { d, uuid } = firstDispatcher("ipsec");
   const up = (env: Record<string, string>) =>
     runDispatcher(d.contents, ["eth0", "vpn-up"], {
       CONNECTION_UUID: uuid,
