@@ -333,14 +333,20 @@ test("--help, --version and usage errors", () => {
   );
 });
 
+/** The example lab copied into dir under another file name and generated into dir/out. */
+function generateUnder(dir: string, name: string): string {
+  const lab = path.join(dir, name);
+  fs.copyFileSync(FOO, lab);
+  const out = path.join(dir, "out");
+  const r = runCli([lab, "-o", out, "-q"]);
+  assert.is(r.status, 0, r.stderr);
+  return out;
+}
+
 test("a lab file name with characters YAML allows nowhere still gives YAML files PyYAML reads", () => {
   const { dir, cleanup } = tempDir();
   try {
-    const odd = path.join(dir, "f\uFFFEo\uFFFF.yaml");
-    fs.copyFileSync(FOO, odd);
-    const out = path.join(dir, "out");
-    const r = runCli([odd, "-o", out, "-q"]);
-    assert.is(r.status, 0, r.stderr);
+    const out = generateUnder(dir, "f\uFFFEo\uFFFF.yaml");
     const yamlFiles = readTreeFiles(out).filter((f) => /\.yaml$/.test(f));
     assert.ok(yamlFiles.length >= 4, yamlFiles.join(" "));
     const load = spawnSync(
@@ -361,11 +367,7 @@ test("a lab file name with characters YAML allows nowhere still gives YAML files
 test("a lab file name cannot end the README's comment, break its code span or reorder a comment with bidi controls", () => {
   const { dir, cleanup } = tempDir();
   try {
-    const odd = path.join(dir, "x--><img src=x>`$(id)`\u202Eyaml.txt.yaml");
-    fs.copyFileSync(FOO, odd);
-    const out = path.join(dir, "out");
-    const r = runCli([odd, "-o", out, "-q"]);
-    assert.is(r.status, 0, r.stderr);
+    const out = generateUnder(dir, "x--><img src=x>`$(id)`\u202Eyaml.txt.yaml");
     const readme = fs.readFileSync(path.join(out, "foo", "README.md"), "utf8");
     const first = readme.split("\n")[0]!;
     assert.ok(first.startsWith("<!-- ") && first.endsWith(" -->"), first);
