@@ -14,10 +14,10 @@ export interface DispatcherView {
   readonly upEvents: string;
   readonly downEvents: string;
   /**
-   * IPsec: NAT to the tunnel's address (SNAT) instead of MASQUERADE, which would take the
-   * uplink's own address (libreswan has no tunnel device).
+   * IPsec: libreswan makes no tunnel device, so NAT goes to the tunnel's address (SNAT;
+   * MASQUERADE would take the uplink's own) and what the lab sends enters on the uplink.
    */
-  readonly snatToTunnelAddress: boolean;
+  readonly noTunnelDevice: boolean;
   readonly forwardChain: string;
   readonly natChain: string;
   readonly workerSubnets: readonly string[];
@@ -45,7 +45,7 @@ export function dispatcherView(
     uuid: runner.connections.vpnUuid,
     upEvents: device ? "up|vpn-up" : "vpn-up|up",
     downEvents: device ? "down|vpn-down" : "vpn-down|down",
-    snatToTunnelAddress: runner.tunnel.type === "ipsec",
+    noTunnelDevice: runner.tunnel.type === "ipsec",
     forwardChain: lab.chains.forward,
     natChain: lab.chains.nat,
     workerSubnets: lab.workerSubnets,
