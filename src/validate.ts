@@ -1501,13 +1501,32 @@ const OPENVPN_TLS_ONLY = new Set([
   "DES-EDE3-OFB",
 ]);
 
+/** OpenSSL's other names of those ciphers (`openssl list -cipher-algorithms`), upper case. */
+const OPENSSL_ALIASES: ReadonlyMap<string, string> = new Map([
+  ...["AES", "ARIA", "CAMELLIA"].flatMap((c) =>
+    ["128", "192", "256"].map((bits): [string, string] => [
+      `${c}${bits}`,
+      `${c}-${bits}-CBC`,
+    ]),
+  ),
+  ...["128", "192", "256"].map((bits): [string, string] => [
+    `ID-AES${bits}-GCM`,
+    `AES-${bits}-GCM`,
+  ]),
+  ["DES3", "DES-EDE3-CBC"],
+  ["SM4", "SM4-CBC"],
+  ["BF", "BF-CBC"],
+  ["BLOWFISH", "BF-CBC"],
+]);
+
 function checkCipher(
   r: Reporter,
   cipher: string,
   auth: "static-key" | "tls",
 ): void {
   const path: YamlPath = ["vpn", "cipher"];
-  const name = cipher.toUpperCase();
+  const upper = cipher.toUpperCase();
+  const name = OPENSSL_ALIASES.get(upper) ?? upper;
   if (name === "NONE") {
     r.warn(
       path,

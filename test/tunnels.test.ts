@@ -239,7 +239,6 @@ test("uuids are stable and differ per runner, role, lab and environment", () => 
     );
 });
 
-
 test("openvpn static-key: gen-lab refuses exactly the ciphers OpenVPN refuses with a static key", async () => {
   const shown = spawnSync("openvpn", ["--show-ciphers"], { encoding: "utf8" });
   assert.is(shown.status, 0, "openvpn --show-ciphers");
@@ -247,7 +246,22 @@ test("openvpn static-key: gen-lab refuses exactly the ciphers OpenVPN refuses wi
     ...shown.stdout.matchAll(/^([A-Z0-9]+(?:-[A-Z0-9]+)+) +\(/gm),
   ].map((m) => m[1]!);
   assert.ok(listed.length > 20, `openvpn lists its ciphers: ${listed.length}`);
-  const ciphers = [...listed, "aes-256-cbc", "BF-CBC", "FOO-BAR", "none"];
+  // Also OpenSSL's other names for some of them, which OpenVPN takes as well.
+  const ciphers = [
+    ...listed,
+    "aes-256-cbc",
+    "AES256",
+    "aes128",
+    "CAMELLIA192",
+    "ARIA256",
+    "DES3",
+    "sm4",
+    "id-aes256-GCM",
+    "BF-CBC",
+    "blowfish",
+    "FOO-BAR",
+    "none",
+  ];
   const { dir, cleanup } = tempDir();
   try {
     const key = path.join(dir, "static.key");
