@@ -1429,15 +1429,24 @@ function checkRoutingDomains(r: Reporter, lab: LabInput): void {
   ];
   lab.intranet.domains.forEach((domain, i) => {
     const path: YamlPath = ["intranet", "domains", i];
+    const hit = needed.find(([host]) => underDomain(host, domain));
     if (!domain.includes(".")) {
-      r.error(
-        path,
-        `${domain} is a whole top-level domain: every name under it would go to the lab's DNS`,
-        "list the lab's own domains, e.g. foo.example.com",
-      );
+      // A private top-level domain (`corp`, `lab`) may really be the lab's; `com` or
+      // `internal` take names the pipeline or AWS need.
+      if (hit)
+        r.error(
+          path,
+          `${domain} is a whole top-level domain: every name under it would go to the lab's DNS, ${hit[0]} (${hit[1]}) among them`,
+          "list the lab's own domains, e.g. foo.example.com",
+        );
+      else
+        r.warn(
+          path,
+          `${domain} is a whole top-level domain: every name under it goes to the lab's DNS`,
+          `keep it only if the lab's names end in .${domain}; otherwise list the lab's own domains`,
+        );
       return;
     }
-    const hit = needed.find(([host]) => underDomain(host, domain));
     if (hit) {
       r.warn(
         path,

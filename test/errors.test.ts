@@ -424,15 +424,33 @@ const cases: Case[] = [
     message: /beaker\.foo\.example\.com, tcp port 8080/,
     severity: "warning",
   },
-  ...(["com", "internal"] as const).map((tld) => ({
-    rule: `a top-level domain (${tld}) as routing domain`,
+  ...(
+    [
+      ["com", "gitlab\\.com \\(pipeline\\.gitlab_url\\)"],
+      ["internal", "ip-10-0-0-1\\.ec2\\.internal \\(EC2's host names\\)"],
+    ] as const
+  ).map(([tld, hit]) => ({
+    rule: `a top-level domain (${tld}) that takes names the pipeline or AWS need`,
     text: edit(FOO, "domains: [foo.example.com]", `domains: [${tld}]`),
     path: "intranet.domains[0]",
     at: /^ {2}domains: \[/,
     message: new RegExp(
-      `${tld} is a whole top-level domain: every name under it would go to the lab's DNS`,
+      `${tld} is a whole top-level domain: every name under it would go to the lab's DNS, ${hit} among them`,
     ),
   })),
+  {
+    rule: "a private top-level domain warns",
+    text: edit(
+      FOO,
+      "domains: [foo.example.com]",
+      "domains: [foo.example.com, corp]",
+    ),
+    path: "intranet.domains[1]",
+    at: /^ {2}domains: \[/,
+    message:
+      /corp is a whole top-level domain: every name under it goes to the lab's DNS/,
+    severity: "warning",
+  },
   ...(
     [
       [
