@@ -409,10 +409,12 @@ const TriggerSchema = z.strictObject({
 
 const PipelineSchema = z.strictObject({
   // GitLab path segments; none may be `.` or `..`, nor start with `-` or `.`.
-  // GitLab's path rules: letters, digits, `_`, `-` and `.`; each part starts and ends with a
-  // letter or digit, no two special characters in a row, and no `.git` or `.atom` at the end.
+  // GitLab's path rules that hold for every path, old or new: letters, digits, `_`, `-` and
+  // `.`, not starting with `-` or `.`, and no `.git` or `.atom` at the end. (Its newer rules
+  // against special characters at an end or doubled apply only to paths made since, and older
+  // projects keep theirs.)
   project: pattern(
-    /^(?!.*\.(?:git|atom)$)[A-Za-z0-9](?:[A-Za-z0-9]|[_.-](?=[A-Za-z0-9]))*(?:\/[A-Za-z0-9](?:[A-Za-z0-9]|[_.-](?=[A-Za-z0-9]))*)+$/,
+    /^(?!.*\.(?:git|atom)$)(?![-.])[A-Za-z0-9_.-]+(\/(?![-.])[A-Za-z0-9_.-]+)+$/,
     "a GitLab project path",
     "group/subgroup/project",
   ),

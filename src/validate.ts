@@ -1408,7 +1408,8 @@ function checkEgressAndNames(
  * above a host the pipeline or AWS needs would send its lookups through the lab.
  */
 function checkRoutingDomains(r: Reporter, lab: LabInput): void {
-  const needed: [string, string][] = [
+  // [host, what needs it, whether AWS's own names: a top-level domain over those is an error]
+  const needed: [string, string, boolean?][] = [
     [new URL(lab.pipeline.gitlab_url).hostname, "pipeline.gitlab_url"],
     ...lab.pipeline.triggers.flatMap((t, i): [string, string][] => {
       try {
@@ -1419,24 +1420,28 @@ function checkRoutingDomains(r: Reporter, lab: LabInput): void {
         return []; // scp-like git URLs: their host is not looked up here
       }
     }),
-    [`s3.${lab.aws.region}.amazonaws.com`, "S3 and ECR of the region"],
+    [`s3.${lab.aws.region}.amazonaws.com`, "S3 and ECR of the region", true],
     [
       lab.aws.region === "us-east-1"
         ? "ip-10-0-0-1.ec2.internal"
         : `ip-10-0-0-1.${lab.aws.region}.compute.internal`,
       "EC2's host names",
+      true,
     ],
   ];
   lab.intranet.domains.forEach((domain, i) => {
     const path: YamlPath = ["intranet", "domains", i];
     const hit = needed.find(([host]) => underDomain(host, domain));
     if (!domain.includes(".")) {
-      // A private top-level domain (`corp`, `lab`) may really be the lab's; `com` or
-      // `internal` take names the pipeline or AWS need.
-      if (hit)
+      // A private top-level domain (`corp`, `lab`) may really be the lab's, its GitLab
+      // included; `com` or `internal` take AWS's own names, which no lab serves.
+      const aws = needed.find(
+        ([host, , own]) => own && underDomain(host, domain),
+      );
+      if (aws)
         r.error(
           path,
-          `${domain} is a whole top-level domain: every name under it would go to the lab's DNS, ${hit[0]} (${hit[1]}) among them`,
+          `${domain} is a whole top-level domain: every name under it would go to the lab's DNS, ${aws[0]} (${aws[1]}) among them`,
           "list the lab's own domains, e.g. foo.example.com",
         );
       else
