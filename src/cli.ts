@@ -161,7 +161,7 @@ async function parseWithYargs(
     const dashed = out >= 0 && argv[out + 1]?.startsWith("-");
     // `-x.yaml` reads as the flags -x -. -y...: a lab file named so gets the same help.
     const dashedLab = argv.find(
-      (a, i) => /^-[^-].*\.ya?ml$/.test(a) && i !== out + 1,
+      (a, i) => /^-[^-].*\.ya?ml$/.test(a) && (out < 0 || i !== out + 1),
     );
     const hint = dashed
       ? `A path starting with "-" reads as options: write it as ./${visible(argv[out + 1]!)} or --out=${visible(argv[out + 1]!)}.\n`

@@ -472,7 +472,10 @@ function readRegular(file: string, max: number): OnDisk | undefined {
       code === "ENOENT" ||
       code === "ELOOP" ||
       code === "ENOTDIR" ||
-      code === "ENAMETOOLONG"
+      code === "ENAMETOOLONG" ||
+      // A socket, or a device without a driver: there, but no regular file either.
+      code === "ENXIO" ||
+      code === "ENODEV"
     )
       return undefined;
     throw new OutputError(

@@ -314,6 +314,7 @@ test("--help, --version and usage errors", () => {
       ["-x.yaml", "-o", "out"],
       /write it as \.\/-x\.yaml, or put -- after the options/,
     ],
+    [["-x.yaml", "--out=out"], /write it as \.\/-x\.yaml/],
     [
       ["-", "-o", "out"],
       /a lab is read from a file, not from standard input \("-"\)/,
@@ -1181,6 +1182,30 @@ test("a reader that goes away or a full disk behind stdout/stderr keeps the run'
       assert.is(r.status, code, `${script}\n${r.stderr}`);
       assert.not.match(r.stderr, /Unhandled|EPIPE|\n\s+at /, script);
     }
+  } finally {
+    cleanup();
+  }
+});
+
+test("a socket where gen-lab writes a file is replaced, and --check reports it changed", () => {
+  const { dir, cleanup } = tempDir();
+  try {
+    const out = path.join(dir, "out");
+    assert.is(runCli([FOO, "-o", out, "-q"]).status, 0);
+    const readme = path.join(out, "foo", "README.md");
+    fs.rmSync(readme);
+    const bind = spawnSync("python3", [
+      "-c",
+      "import socket, sys; socket.socket(socket.AF_UNIX).bind(sys.argv[1])",
+      readme,
+    ]);
+    assert.is(bind.status, 0, String(bind.stderr));
+    assert.ok(fs.lstatSync(readme).isSocket());
+    const check = runCli([FOO, "-o", out, "--check"]);
+    assert.is(check.status, 1, check.stderr);
+    const write = runCli([FOO, "-o", out, "-q"]);
+    assert.is(write.status, 0, write.stderr);
+    assert.ok(fs.lstatSync(readme).isFile());
   } finally {
     cleanup();
   }
