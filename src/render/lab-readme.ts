@@ -8,7 +8,7 @@ import type { LabModel, RunnerModel, TunnelModel } from "../model.js";
 import { GITLAB_TOKEN_KEY, triggerNames } from "./kubernetes.js";
 import { paths } from "./paths.js";
 import { renderTemplate } from "./templates.js";
-import { tfNames } from "./terraform.js";
+import { tfName, tfNames } from "./terraform.js";
 
 /** One runner as the README shows it; every path relative to the lab's output directory. */
 export interface ReadmeRunnerView {
@@ -99,8 +99,8 @@ function tunnelSummary(t: TunnelModel): {
   }
 }
 
-const nodeId = (...parts: string[]) =>
-  parts.join("_").replace(/[^a-zA-Z0-9_]/g, "_");
+/** Mermaid node ids follow the same rule as Terraform names: letters, digits and `_`. */
+const nodeId = tfName;
 
 /**
  * A Markdown code span of text: fenced by one backtick more than its longest run of them, and
