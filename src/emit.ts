@@ -208,14 +208,25 @@ function* renderedLabs(
 const oldName = (lab: string) => `.${lab}.gen-lab-old`;
 const newName = (lab: string) => `.${lab}.gen-lab-new`;
 
+/**
+ * Errors that mean nothing of the kind asked for is at a path: absent, below a file, a link
+ * where none is followed (or a loop of them), or a name no file system takes. Any other error
+ * (EACCES above all) means something may be there that this user cannot see.
+ */
+const NO_SUCH_PATH: ReadonlySet<string> = new Set([
+  "ENOENT",
+  "ENOTDIR",
+  "ELOOP",
+  "ENAMETOOLONG",
+]);
+
 /** Whether p is a directory (not a link to one); an error other than its absence is thrown. */
 const isDirectory = (p: string): boolean => {
   let st: fs.Stats | undefined;
   try {
     st = fs.lstatSync(p, { throwIfNoEntry: false });
   } catch (e) {
-    const code = (e as NodeJS.ErrnoException).code;
-    if (code === "ENOTDIR" || code === "ENAMETOOLONG") return false;
+    if (NO_SUCH_PATH.has((e as NodeJS.ErrnoException).code ?? "")) return false;
     // EACCES: a directory above p this user may not search. p is not known to be absent.
     throw describeFsError(e, p);
   }
@@ -467,16 +478,9 @@ function readRegular(file: string, max: number): OnDisk | undefined {
     // have: not this regular file. A file this user may not read is there all the same:
     // taking it for a missing one would report it as added (or carry nothing over), so that
     // is an error.
-    const code = (e as NodeJS.ErrnoException).code;
-    if (
-      code === "ENOENT" ||
-      code === "ELOOP" ||
-      code === "ENOTDIR" ||
-      code === "ENAMETOOLONG" ||
-      // A socket, or a device without a driver: there, but no regular file either.
-      code === "ENXIO" ||
-      code === "ENODEV"
-    )
+    const code = (e as NodeJS.ErrnoException).code ?? "";
+    // ENXIO, ENODEV: a socket, or a device without a driver: there, but no regular file either.
+    if (NO_SUCH_PATH.has(code) || code === "ENXIO" || code === "ENODEV")
       return undefined;
     throw new OutputError(
       `cannot read ${file}: ${errnoText(e)}`,
