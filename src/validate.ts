@@ -1911,10 +1911,12 @@ function reportSharedRange(
   const ra = reporters.get(y.lab)!;
   const a = y.lab.input;
   const vpcId = x.lab.input.aws.vpc_id;
+  // A single address (a tunnel address) is shown without its /32.
+  const shown = (n: Net) => n.text.replace(/\/32$/, "");
   if (x.what === y.what && overlaps(x.net, y.net)) {
     r.error(
       x.path,
-      `${x.what} ${x.net.text.replace(/\/32$/, "")} overlaps ${y.net.text.replace(/\/32$/, "")} of lab ${a.name} at ${ra.where(y.path)} (same VPC ${vpcId})`,
+      `${x.what} ${shown(x.net)} overlaps ${shown(y.net)} of lab ${a.name} at ${ra.where(y.path)} (same VPC ${vpcId})`,
       `labs sharing a VPC need disjoint ${x.what === "subnet" ? "subnets" : x.what === "intranet CIDR" ? "intranet ranges (their routes would collide)" : "tunnel addresses"}`,
     );
   } else if (
@@ -1924,7 +1926,7 @@ function reportSharedRange(
   ) {
     r.error(
       x.path,
-      `tunnel address ${x.net.text.replace(/\/32$/, "")} lies inside intranet CIDR ${y.net.text} of lab ${a.name} at ${ra.where(y.path)} (same VPC ${vpcId})`,
+      `tunnel address ${shown(x.net)} lies inside intranet CIDR ${y.net.text} of lab ${a.name} at ${ra.where(y.path)} (same VPC ${vpcId})`,
       `on a runner host both labs share, ${a.name}'s intranet route would take this tunnel's traffic: pick tunnel addresses outside every lab's intranet`,
     );
   } else if (
@@ -1934,7 +1936,7 @@ function reportSharedRange(
   ) {
     r.error(
       x.path,
-      `intranet CIDR ${x.net.text} contains tunnel address ${y.net.text.replace(/\/32$/, "")} of lab ${a.name} at ${ra.where(y.path)} (same VPC ${vpcId})`,
+      `intranet CIDR ${x.net.text} contains tunnel address ${shown(y.net)} of lab ${a.name} at ${ra.where(y.path)} (same VPC ${vpcId})`,
       `on a runner host both labs share, this route would take ${a.name}'s tunnel traffic: the labs' intranet ranges and tunnel addresses must not meet`,
     );
   }
