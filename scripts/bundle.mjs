@@ -16,9 +16,9 @@ import { spawnSync } from "node:child_process";
 import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
-import { fileURLToPath, pathToFileURL } from "node:url";
+import { fileURLToPath } from "node:url";
 import * as esbuild from "esbuild";
-import nunjucks from "nunjucks";
+import { compiledTemplatesSource } from "./precompile-templates.mjs";
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
 const DIST = path.join(ROOT, "dist");
@@ -44,35 +44,10 @@ const metaUrlPlugin = {
   },
 };
 
-/** templates/*.njk compiled with the options of src/render/templates.ts, as JS source of an object. */
-async function precompiledTemplates() {
-  const { TEMPLATE_OPTIONS } = await import(
-    pathToFileURL(path.join(DIST, "render", "templates.js")).href
-  );
-  const env = new nunjucks.Environment(null, TEMPLATE_OPTIONS);
-  const dir = path.join(ROOT, "templates");
-  const entries = fs
-    .readdirSync(dir)
-    .filter((f) => f.endsWith(".njk"))
-    .sort()
-    .map((name) => {
-      const code = nunjucks.precompileString(
-        fs.readFileSync(path.join(dir, name), "utf8"),
-        {
-          name,
-          env,
-          wrapper: (templates) => templates[0].template,
-        },
-      );
-      return `${JSON.stringify(name)}: (function () {\n${code}\n})()`;
-    });
-  return `{\n${entries.join(",\n")}\n}`;
-}
-
 export async function bundle() {
   if (!fs.existsSync(path.join(DIST, "cli.js")))
     throw new Error("dist/cli.js is missing: run `npm run build` first");
-  const templates = await precompiledTemplates();
+  const templates = await compiledTemplatesSource();
   await esbuild.build({
     entryPoints: [path.join(DIST, "cli.js")],
     bundle: true,

@@ -5,6 +5,7 @@
 import { spawnSync } from "node:child_process";
 import * as fs from "node:fs";
 import * as path from "node:path";
+import { pathToFileURL } from "node:url";
 import * as v8 from "node:v8";
 import { test } from "uvu";
 import * as assert from "uvu/assert";
@@ -143,6 +144,29 @@ test("generate() of many labs (rendered in batches) equals each lab's generateLa
     assert.equal(own, [...own].sort(codePointOrder), `${lab.name}: sorted`);
     assert.ok(own.includes(`${lab.name}/.gen-lab-manifest.json`), lab.name);
   }
+});
+
+test("the built library, with its templates compiled at build time, generates exactly what the sources do", async () => {
+  // dist/ renders with dist/render/templates.compiled.cjs; the sources compile templates/ on
+  // first use. A template changed without a rebuild, or compiled with other options, differs.
+  const compiled = path.join(ROOT, "dist", "render", "templates.compiled.cjs");
+  assert.ok(fs.existsSync(compiled), `${compiled}: run npm run build first`);
+  const built = (await import(
+    pathToFileURL(path.join(ROOT, "dist", "index.js")).href
+  )) as typeof import("../src/index.js");
+  const texts = [
+    ...validFixtures().map((file) => ({
+      file,
+      text: fs.readFileSync(file, "utf8"),
+    })),
+    ...syntheticLabs(12).map((l) => ({ file: l.file, text: l.text })),
+  ];
+  for (const { file, text } of texts)
+    assert.equal(
+      built.generate(built.parseLab(text, file)),
+      generate(parseLab(text, file)),
+      file,
+    );
 });
 
 /**

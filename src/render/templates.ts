@@ -1,3 +1,4 @@
+import { createRequire } from "node:module";
 import { fileURLToPath } from "node:url";
 import nunjucks from "nunjucks";
 
@@ -26,14 +27,31 @@ export const TEMPLATE_OPTIONS = {
  */
 declare const __genLabPrecompiledTemplates: Record<string, unknown> | undefined;
 
+/**
+ * The templates compiled at build time: in the bundle, or dist/render/templates.compiled.cjs
+ * beside the built module (scripts/precompile-templates.mjs). Neither exists when the sources
+ * run (tsx): then the templates are compiled from templates/ on first use.
+ */
+function precompiledTemplates(): Record<string, unknown> | undefined {
+  if (typeof __genLabPrecompiledTemplates !== "undefined")
+    return __genLabPrecompiledTemplates;
+  try {
+    return createRequire(import.meta.url)("./templates.compiled.cjs") as Record<
+      string,
+      unknown
+    >;
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === "MODULE_NOT_FOUND")
+      return undefined;
+    throw e;
+  }
+}
+
 let env: nunjucks.Environment | undefined;
 
 function environment(): nunjucks.Environment {
   if (env) return env;
-  const precompiled =
-    typeof __genLabPrecompiledTemplates === "undefined"
-      ? undefined
-      : __genLabPrecompiledTemplates;
+  const precompiled = precompiledTemplates();
   env = new nunjucks.Environment(
     precompiled
       ? new nunjucks.PrecompiledLoader(precompiled as never)
