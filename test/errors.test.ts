@@ -1486,6 +1486,34 @@ const hostile: {
     message: /too many alias expansions: this alias/,
     at: "102:6",
   },
+  // Each alias once looked its anchor up by walking the whole document: quadratic time, half
+  // a minute for 20,000 aliases and more than ten minutes for a megabyte of them.
+  {
+    name: "a megabyte of uses of one alias",
+    bytes: () => `version: 1\nx: &a 1\ny: [${Array(262000).fill("*a")}]\n`,
+    message: /too many alias expansions: this alias/,
+    at: "3:302",
+    ms: 3000,
+  },
+  {
+    name: "20,000 lines each using one alias",
+    bytes: () =>
+      `version: 1\nx: &a 1\n${Array.from({ length: 20000 }, (_, i) => `k${i}: *a\n`).join("")}`,
+    message: /too many alias expansions: this alias/,
+    at: "102:6",
+  },
+  {
+    name: "a chain of 8,000 anchors, each on the one before",
+    bytes: () =>
+      `version: 1\nk0: &a0 [x]\n${Array.from({ length: 8000 }, (_, i) => `k${i + 1}: &a${i + 1} [*a${i}]\n`).join("")}`,
+    message: /too many alias expansions: this alias/,
+  },
+  {
+    name: "20,000 uses of an alias to no anchor",
+    bytes: () => `version: 1\ny: [${Array(20000).fill("*zz")}]\n`,
+    message: /the alias \*zz refers to no anchor &zz before it/,
+    at: "2:5",
+  },
   {
     name: "a Latin-1 byte in a value",
     bytes: () =>
