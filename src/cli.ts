@@ -100,6 +100,18 @@ async function parseWithYargs(
   argv: readonly string[],
   io: Io,
 ): Promise<Args | number> {
+  // yargs reads any value of a boolean flag but `true` as false: `--check=1` in a CI job would
+  // write the tree and pass instead of checking it. Only true and false are taken.
+  const end = argv.indexOf("--");
+  for (const a of end < 0 ? argv : argv.slice(0, end)) {
+    const flag = /^(--(?:no-)?(?:check|quiet)|-q)=(.*)$/s.exec(a);
+    if (flag && flag[2] !== "true" && flag[2] !== "false") {
+      io.err(
+        `gen-lab: ${flag[1]} takes no value (got ${JSON.stringify(visible(flag[2]!))}): write ${flag[1]} alone, or leave it out\nRun gen-lab --help for usage.\n`,
+      );
+      return EXIT.badInput;
+    }
+  }
   const { default: yargs } = await import("yargs");
   let usageError: string | undefined;
   const parser = yargs([...argv])

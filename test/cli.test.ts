@@ -325,6 +325,21 @@ test("--help, --version and usage errors", () => {
     assert.is(r.status, 2, argv.join(" "));
     assert.match(r.stderr, message);
   }
+  // A value on a flag: yargs read anything but `true` as false, so `--check=1` wrote the tree.
+  const { dir, cleanup } = tempDir("gen-lab-flag-value-");
+  try {
+    const out = path.join(dir, "out");
+    for (const flag of ["--check=1", "--check=yes", "--check=", "-q=x"]) {
+      const r = runCli([FOO, "-o", out, flag]);
+      assert.is(r.status, 2, flag);
+      assert.match(r.stderr, /takes no value/, flag);
+      assert.not.ok(fs.existsSync(out), `${flag}: nothing written`);
+    }
+    assert.is(runCli([FOO, "-o", out, "--check=true"]).status, 1);
+    assert.not.ok(fs.existsSync(out));
+  } finally {
+    cleanup();
+  }
   const dashed = runCli([FOO, "-o", "-dash"]);
   assert.is(dashed.status, 2);
   assert.match(
