@@ -143,7 +143,12 @@ function hasLongLine(text: string): boolean {
   }
 }
 
-const NOT_STRING_KEYS = new Set(["true", "false", "null"]);
+/**
+ * Keys js-yaml may have made from a value of another type: `TRUE`, `~`, `.inf`, `.NaN` or
+ * `1e400` as a key become "true", "null", "Infinity" or "NaN". A key really spelled so is
+ * left to the reference reader too.
+ */
+const NOT_STRING_KEYS = new Set(["true", "false", "null", "Infinity", "NaN"]);
 
 /** A key both readers read as the same string and that no check needs to locate as odd. */
 const NAME_KEY = /^[A-Za-z][A-Za-z0-9_-]{0,63}$/;
@@ -197,8 +202,8 @@ function keysAreNames(root: Record<string, unknown>): boolean {
     } else if (isMapping(node)) {
       for (const key of Object.keys(node)) {
         const value = node[key];
-        // `true`, `false` and `null` may have been written TRUE, False or ~: a key that is no
-        // string, which the reference reader reports.
+        // A key in NOT_STRING_KEYS may have been written as no string (TRUE, ~, .inf), which
+        // the reference reader reports.
         if (!NAME_KEY.test(key) || NOT_STRING_KEYS.has(key) || value === null)
           return false;
         stack.push(value);

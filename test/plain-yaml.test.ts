@@ -113,6 +113,10 @@ test("the fast reader abstains where the readers differ", () => {
     "1: a\n",
     "<<: {a: 1}\n",
     "__proto__: {a: 1}\n",
+    "a: {.inf: b}\n", // keys js-yaml turns into the strings Infinity and NaN
+    "a: {.NaN: b}\n",
+    "+.inf: a\n",
+    "1e400: a\n",
     "- a\n", // not a mapping
     "a: 1\na: 2\n", // duplicate keys
     "a: \u0007\n",
