@@ -261,7 +261,8 @@ function firstInvalidUtf8(bytes: Uint8Array): {
   let offset = 0;
   while (offset < bytes.length && bytes[offset] === again[offset]) offset++;
   while (offset > 0 && (again[offset]! & 0xc0) === 0x80) offset--;
-  const lineStart = bytes.lastIndexOf(0x0a, offset - 1) + 1;
+  // lastIndexOf from -1 would search from the end: a bad first byte is on line 1.
+  const lineStart = offset > 0 ? bytes.lastIndexOf(0x0a, offset - 1) + 1 : 0;
   let line = 1;
   for (
     let i = bytes.indexOf(0x0a);

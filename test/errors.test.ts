@@ -1515,6 +1515,16 @@ const hostile: {
     at: "2:5",
   },
   {
+    name: "a Latin-1 byte as the file's first byte",
+    bytes: () =>
+      Buffer.concat([
+        Buffer.from([0xe9]),
+        Buffer.from(": 1\nversion: 1\nname: foo\nenvironment: prod\n"),
+      ]),
+    message: /not valid UTF-8 text: byte 0xe9 here/,
+    at: "1:1",
+  },
+  {
     name: "a Latin-1 byte in a value",
     bytes: () =>
       Buffer.concat([
