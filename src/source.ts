@@ -198,6 +198,19 @@ export function parseLabSource(
     };
   }
 
+  // `%YAML 1.1` makes the yaml package read by YAML 1.1's rules (`0644` octal, `19:54` base
+  // 60, `yes` a boolean): a lab means what YAML 1.2 reads, so any other version is refused.
+  const directive = /^%YAML[ \t]+(\S*)/m.exec(text);
+  if (doc.directives?.yaml.explicit && directive && directive[1] !== "1.2") {
+    const pos = lineCounter.linePos(directive.index);
+    return fail(
+      `the %YAML ${directive[1]} directive would read this file by rules other than YAML 1.2's`,
+      "remove the %YAML line: lab files are YAML 1.2",
+      pos.line,
+      pos.col,
+    );
+  }
+
   const structural = structureProblems(doc);
   if (structural.length > 0) {
     return {

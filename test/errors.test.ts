@@ -1515,6 +1515,20 @@ const hostile: {
     at: "2:5",
   },
   {
+    name: "a %YAML 1.1 directive, which would read 0644 as octal",
+    bytes: () =>
+      `%YAML 1.1\n---\n${FOO.replace(/^(\s+port:) 1194\b/m, "$1 02252")}`,
+    message:
+      /the %YAML 1\.1 directive would read this file by rules other than YAML 1\.2's/,
+    at: "1:1",
+  },
+  {
+    name: "a %YAML 2.0 directive",
+    bytes: () => `# lab\n%YAML 2.0\n---\n${FOO}`,
+    message: /the %YAML 2\.0 directive/,
+    at: "2:1",
+  },
+  {
     name: "a Latin-1 byte as the file's first byte",
     bytes: () =>
       Buffer.concat([
