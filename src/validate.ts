@@ -1224,11 +1224,21 @@ function fieldHint(field: string, lab: string, runner: string): string {
   return `add ${examples[field] ?? field}`;
 }
 
-/** Credential paths of every runner, with where they were written. */
+/**
+ * Credential paths of the lab, with where they were written: the lab's CA certificate (openvpn
+ * tls, shared by its runners; `runner` undefined), then every runner's own files.
+ */
 export function credentialPaths(
   lab: LabInput,
-): { path: YamlPath; file: string; runner: string }[] {
-  const out: { path: YamlPath; file: string; runner: string }[] = [];
+): { path: YamlPath; file: string; runner: string | undefined }[] {
+  const out: { path: YamlPath; file: string; runner: string | undefined }[] =
+    [];
+  if (
+    lab.vpn.type === "openvpn" &&
+    lab.vpn.auth === "tls" &&
+    lab.vpn.ca !== undefined
+  )
+    out.push({ path: ["vpn", "ca"], file: lab.vpn.ca, runner: undefined });
   lab.runners.forEach((runner, i) => {
     for (const f of [
       "static_key",
@@ -1247,15 +1257,20 @@ export function credentialPaths(
 
 function checkCredentials(r: Reporter, lab: LabInput): void {
   pairwise(credentialPaths(lab), (a, b) => {
-    if (a.file === b.file) {
+    if (a.file !== b.file) return false;
+    if (a.runner === undefined)
+      r.error(
+        b.path,
+        `${b.file} is also the lab's CA certificate (vpn.ca)`,
+        "a runner's cert and key are its own and the CA certificate is the lab's: give them different files",
+      );
+    else
       r.error(
         b.path,
         `${b.file} is also used at ${formatPath(a.path)}${a.runner !== b.runner ? ` (runner ${a.runner})` : ""}`,
         "credentials are per runner (a static key admits one client at a time): give each runner its own file",
       );
-      return true;
-    }
-    return false;
+    return true;
   });
 }
 
@@ -1726,7 +1741,9 @@ export function checkLabSet(labs: readonly CheckedLab[]): Diagnostic[] {
         r.error(
           c.path,
           `${c.file} is also used by ${reporters.get(seen.lab)!.where(seen.path)}`,
-          "credentials are per runner: give each runner of each lab its own file",
+          c.runner === undefined
+            ? `credentials are per lab and runner: give each lab's CA certificate its own file, e.g. vpn.ca: /etc/gen-lab/${lab.input.name}/ca.crt`
+            : "credentials are per runner: give each runner of each lab its own file",
         );
       } else if (!seen) credentials.set(c.file, { lab, path: c.path });
     }
@@ -1759,6 +1776,8 @@ export function checkLabSet(labs: readonly CheckedLab[]): Diagnostic[] {
     }
   }
 
+  checkRunnerTags(labs, reporters);
+
   // Address ranges and routing domains only collide within one VPC.
   const byVpc = new Map<string, CheckedLab[]>();
   for (const lab of labs) {
@@ -1783,6 +1802,80 @@ export function checkLabSet(labs: readonly CheckedLab[]): Diagnostic[] {
   }
   for (const r of reporters.values()) for (const d of r.list) out.push(d);
   return out;
+}
+
+/** The GitLab instance of a URL: its host and path, whatever the scheme or a trailing slash. */
+function gitlabInstance(url: string): string {
+  const u = new URL(url);
+  return `${u.host}${u.pathname.replace(/\/+$/, "")}`;
+}
+
+/**
+ * Labs on one GitLab instance: GitLab gives a job to any runner that has all of the job's tags,
+ * so when every tag of one lab is also a tag of another lab, the other lab's runners take its
+ * jobs and run them against the wrong intranet. Each lab's tags are looked up by the rarest of
+ * them, so a thousand labs with tags of their own cost one pass.
+ */
+function checkRunnerTags(
+  labs: readonly CheckedLab[],
+  reporters: ReadonlyMap<CheckedLab, Reporter>,
+): void {
+  const instances = labs.map((l) =>
+    gitlabInstance(l.input.pipeline.gitlab_url),
+  );
+  const tags = labs.map(
+    (l) => new Set(l.input.pipeline.runner_tags ?? [l.input.name]),
+  );
+  const withTag = new Map<string, number[]>();
+  labs.forEach((_, i) => {
+    for (const t of tags[i]!) {
+      const key = `${instances[i]} ${t}`;
+      const list = withTag.get(key);
+      if (list) list.push(i);
+      else withTag.set(key, [i]);
+    }
+  });
+  const tagsPath = (i: number): YamlPath =>
+    labs[i]!.input.pipeline.runner_tags
+      ? ["pipeline", "runner_tags"]
+      : ["pipeline"];
+  const tagText = (i: number): string =>
+    `[${[...tags[i]!].join(", ")}]${labs[i]!.input.pipeline.runner_tags ? "" : " (the default: the lab name)"}`;
+  // Each lab is reported once, against the first lab it clashes with.
+  const reported = new Set<number>();
+  labs.forEach((_, i) => {
+    let rarest: number[] = [];
+    for (const t of tags[i]!) {
+      const list = withTag.get(`${instances[i]} ${t}`)!;
+      if (rarest.length === 0 || list.length < rarest.length) rarest = list;
+    }
+    // Every lab here has i's rarest tag; those with all of i's tags would run i's jobs.
+    for (const j of rarest) {
+      if (j === i || reported.has(Math.max(i, j))) continue;
+      if (![...tags[i]!].every((t) => tags[j]!.has(t))) continue;
+      const [early, late] = i < j ? [i, j] : [j, i];
+      reported.add(late);
+      const same = tags[i]!.size === tags[j]!.size;
+      const other = labs[early]!.input.name;
+      const where = reporters.get(labs[early]!)!.where(tagsPath(early));
+      const host = instances[i]!;
+      reporters
+        .get(labs[late]!)!
+        .error(
+          tagsPath(late),
+          same
+            ? `runner tags ${tagText(late)} are also the runner tags of lab ${other} (${where}) on ${host}: each lab's jobs could run on the other lab's runners, which reach only their own intranet`
+            : late === i
+              ? `runner tags ${tagText(late)} are all tags of lab ${other}'s runners (${tagText(early)} at ${where}) on ${host}: GitLab could run this lab's jobs on them, which reach only lab ${other}'s intranet`
+              : `runner tags ${tagText(late)} include every tag of lab ${other} (${tagText(early)} at ${where}) on ${host}: GitLab could run lab ${other}'s jobs on this lab's runners, which reach only this lab's intranet`,
+          same
+            ? `give each lab on one GitLab a tag of its own, e.g. runner_tags: [${labs[late]!.input.name}] (the default)`
+            : late === i
+              ? `give this lab a tag no other lab's runners have, e.g. add ${labs[late]!.input.name} to runner_tags`
+              : `leave lab ${other}'s tags off this lab's runners, e.g. runner_tags: [${[...tags[late]!].filter((t) => !tags[early]!.has(t)).join(", ")}]`,
+        );
+    }
+  });
 }
 
 /** A range of a lab that must not meet the ranges of another lab in the same VPC. */

@@ -16,6 +16,7 @@ import {
   type Diagnostic,
 } from "../src/index.js";
 import { excerpt } from "../src/diagnostics.js";
+import { syntheticLabs } from "../scripts/synthetic-labs.mjs";
 import { otherLab, ROOT, runCli, tempDir } from "./helpers.js";
 
 const FOO = fs.readFileSync(path.join(ROOT, "labs", "foo.yaml"), "utf8");
@@ -71,6 +72,31 @@ const WG_FOO = [
       t,
       "vpn: { port: 1195, static_key: /etc/gen-lab/foo/foo-2.key, local_ip: 10.255.0.6, remote_ip: 10.255.0.5 }",
       "vpn: { port: 51821, private_key_file: /etc/gen-lab/foo/foo-2.wg, address: 10.255.0.6/32 }",
+    ),
+].reduce((t, f) => f(t), FOO);
+
+/** The example lab on OpenVPN with certificates: a CA for the lab, a cert and key per runner. */
+const TLS_FOO = [
+  (t: string) =>
+    edit(
+      t,
+      /^  auth: static-key .*$/m,
+      "  auth: tls\n  ca: /etc/gen-lab/foo/ca.crt",
+    ),
+  (t: string) =>
+    edit(
+      t,
+      /^      static_key: \/etc\/gen-lab\/foo\/foo-1\.key .*$/m,
+      "      cert: /etc/gen-lab/foo/foo-1.crt\n      key: /etc/gen-lab/foo/foo-1.pem",
+    ),
+  (t: string) => edit(t, /^      key_direction: 1 .*\n/m, ""),
+  (t: string) => edit(t, /^      local_ip: 10\.255\.0\.2 .*\n/m, ""),
+  (t: string) => edit(t, /^      remote_ip: 10\.255\.0\.1\n/m, ""),
+  (t: string) =>
+    edit(
+      t,
+      "vpn: { port: 1195, static_key: /etc/gen-lab/foo/foo-2.key, local_ip: 10.255.0.6, remote_ip: 10.255.0.5 }",
+      "vpn: { port: 1195, cert: /etc/gen-lab/foo/foo-2.crt, key: /etc/gen-lab/foo/foo-2.pem }",
     ),
 ].reduce((t, f) => f(t), FOO);
 
@@ -1347,6 +1373,59 @@ const crossCases: {
     message: /also used by labs\/foo\.yaml:/,
   },
   {
+    rule: "the CA certificate path across labs",
+    first: TLS_FOO,
+    // otherLab keeps the CA path: the two labs share it.
+    other: otherLab((t) => t, TLS_FOO),
+    path: "vpn.ca",
+    message: /ca\.crt is also used by labs\/foo\.yaml:\d+:\d+/,
+  },
+  {
+    rule: "a runner key at another lab's CA certificate path",
+    first: TLS_FOO,
+    other: otherLab(
+      (t) =>
+        t
+          .replace("ca: /etc/gen-lab/foo/ca.crt", "ca: /etc/gen-lab/bar/ca.crt")
+          .replace(
+            "key: /etc/gen-lab/bar/bar-2.pem",
+            "key: /etc/gen-lab/foo/ca.crt",
+          ),
+      TLS_FOO,
+    ),
+    path: "runners[1].vpn.key",
+    message: /ca\.crt is also used by labs\/foo\.yaml:\d+:\d+/,
+  },
+  {
+    rule: "the same runner tags on one GitLab",
+    other: otherLab((t) =>
+      t.replace("runner_tags: [bar]", "runner_tags: [foo]"),
+    ),
+    path: "pipeline.runner_tags",
+    message:
+      /runner tags \[foo\] are also the runner tags of lab foo \(labs\/foo\.yaml:\d+:\d+\) on gitlab\.com: each lab's jobs could run on the other lab's runners/,
+  },
+  {
+    rule: "runner tags that are all tags of another lab's runners",
+    first: edit(FOO, "runner_tags: [foo]", "runner_tags: [foo, kernel]"),
+    other: otherLab((t) =>
+      t.replace("runner_tags: [bar]", "runner_tags: [kernel]"),
+    ),
+    path: "pipeline.runner_tags",
+    message:
+      /runner tags \[kernel\] are all tags of lab foo's runners \(\[foo, kernel\] at labs\/foo\.yaml:\d+:\d+\) on gitlab\.com: GitLab could run this lab's jobs on them/,
+  },
+  {
+    rule: "runner tags that include every tag of another lab, the default one",
+    first: edit(FOO, /^ {2}runner_tags: .*\n/m, ""),
+    other: otherLab((t) =>
+      t.replace("runner_tags: [bar]", "runner_tags: [bar, foo]"),
+    ),
+    path: "pipeline.runner_tags",
+    message:
+      /runner tags \[bar, foo\] include every tag of lab foo \(\[foo\] \(the default: the lab name\) at labs\/foo\.yaml:\d+:\d+\) on gitlab\.com: GitLab could run lab foo's jobs on this lab's runners/,
+  },
+  {
     rule: "WireGuard interface names cut to the same 15 characters",
     first: edit(WG_FOO, /^name: foo /m, "name: kernelcilab1foo "),
     other: otherLab(
@@ -1399,6 +1478,77 @@ for (const c of crossCases) {
     );
   });
 }
+
+test("a runner's key at the lab's CA certificate path is refused", () => {
+  const text = edit(
+    TLS_FOO,
+    "key: /etc/gen-lab/foo/foo-2.pem",
+    "key: /etc/gen-lab/foo/ca.crt",
+  );
+  const d = checkLabs([{ file: FILE, text }]).diagnostics;
+  assert.equal(
+    d.map((x) => [x.path, x.line, x.message]),
+    [
+      [
+        "runners[1].vpn.key",
+        lineOf(text, /key: \/etc\/gen-lab\/foo\/ca\.crt/),
+        "/etc/gen-lab/foo/ca.crt is also the lab's CA certificate (vpn.ca)",
+      ],
+    ],
+  );
+});
+
+test("labs sharing runner tags on different GitLab instances, or a tag among others, generate together", () => {
+  for (const [first, other] of [
+    // Another instance: its runners never see the other's jobs.
+    [
+      FOO,
+      otherLab((t) =>
+        t
+          .replace("runner_tags: [bar]", "runner_tags: [foo]")
+          .replace(
+            "gitlab_url: https://gitlab.com ",
+            "gitlab_url: https://gitlab.bar.example.com ",
+          ),
+      ),
+    ],
+    // One shared tag, and each lab one of its own: each job needs its lab's own tag.
+    [
+      edit(FOO, "runner_tags: [foo]", "runner_tags: [foo, kernel]"),
+      otherLab((t) =>
+        t.replace("runner_tags: [bar]", "runner_tags: [bar, kernel]"),
+      ),
+    ],
+  ]) {
+    const result = checkLabs([
+      { file: FILE, text: first! },
+      { file: "labs/bar.yaml", text: other! },
+    ]);
+    assert.equal(
+      result.diagnostics.filter((d) => d.severity === "error"),
+      [],
+    );
+  }
+});
+
+test("a thousand labs with one runner tag: each later lab reported once, quickly", () => {
+  const texts = syntheticLabs(1000).map((l) => ({
+    file: l.file,
+    text: l.text.replace(
+      /^pipeline:\n/m,
+      "pipeline:\n  runner_tags: [kernel]\n",
+    ),
+  }));
+  const t = performance.now();
+  const result = checkLabs(texts);
+  const elapsed = performance.now() - t;
+  const tags = result.diagnostics.filter(
+    (d) => d.path === "pipeline.runner_tags",
+  );
+  assert.is(tags.length, 999);
+  assert.is(new Set(tags.map((d) => d.file)).size, 999);
+  assert.ok(elapsed < 20000, `${elapsed} ms`);
+});
 
 test("disjoint labs in one VPC generate together", () => {
   const result = checkLabs([

@@ -100,5 +100,6 @@ export function otherLab(
     .replace("address: 172.31.200.10", "address: 172.31.201.10")
     .replace("address: 172.31.200.20", "address: 172.31.201.20");
   t = t.replace(/10\.255\.0\./g, "10.254.0.");
+  t = t.replace("runner_tags: [foo]", "runner_tags: [bar]");
   return changes(t);
 }
