@@ -15,7 +15,7 @@ import {
 } from "./generate.js";
 import { checkLabs, labsOrThrow, type CheckResult } from "./load.js";
 import type { Diagnostic } from "./diagnostics.js";
-import type { LabModel } from "./model.js";
+import { validatedModels, type LabModel } from "./model.js";
 import { MAX_LAB_BYTES, tooLarge } from "./source.js";
 
 /** An error about a lab file that could not be read, at its first line. */
@@ -177,6 +177,68 @@ export interface TreeChange {
 }
 
 /** Files grouped by their first path component, the lab directory; paths relative to it. */
+/** A lab's directory: a lab name (lab-format.md), so never one of gen-lab's dot-named work directories. */
+const LAB_DIRECTORY = /^[a-z][a-z0-9]{0,15}$/;
+
+/**
+ * The files a library caller gave writeTree or checkTree: each path `<lab>/<path in the lab>`
+ * with a lab name first and no empty, `.` or `..` part nor NUL, so nothing lands outside its
+ * lab's directory; permission bits for a mode; text contents; no path twice, and none below
+ * another file. Throws a TypeError naming the first file that is not, before any file system
+ * call: a caller's programming error, not bad input.
+ */
+function validFiles(
+  caller: string,
+  files: readonly unknown[],
+): readonly GeneratedFile[] {
+  if (!Array.isArray(files))
+    throw new TypeError(
+      `${caller}: files must be an array of { path, mode, contents }`,
+    );
+  const seen = new Set<string>();
+  files.forEach((f: unknown, i) => {
+    const problem = (what: string) =>
+      new TypeError(`${caller}: files[${i}] ${what}`);
+    if (typeof f !== "object" || f === null)
+      throw problem("is not a { path, mode, contents } object");
+    const { path: p, mode, contents } = f as Record<string, unknown>;
+    if (typeof p !== "string") throw problem("has no string path");
+    const parts = p.split("/");
+    if (parts.length < 2 || !LAB_DIRECTORY.test(parts[0]!))
+      throw problem(
+        `(${JSON.stringify(p)}): a path must be <lab>/<path in the lab>, the lab a lab name`,
+      );
+    if (
+      parts.some(
+        (part) =>
+          part === "" || part === "." || part === ".." || part.includes("\0"),
+      )
+    )
+      throw problem(
+        `(${JSON.stringify(p)}): a path may hold no empty, "." or ".." part nor NUL: it would leave the lab's directory or name nothing`,
+      );
+    if (
+      typeof mode !== "number" ||
+      !Number.isInteger(mode) ||
+      mode < 0 ||
+      mode > 0o777
+    )
+      throw problem(`(${p}): mode must be permission bits, 0 to 0o777`);
+    if (typeof contents !== "string")
+      throw problem(`(${p}): contents must be a string`);
+    if (seen.has(p)) throw problem(`(${p}): the path is given twice`);
+    seen.add(p);
+  });
+  // A file below another file: only one of them could exist.
+  for (const p of seen)
+    for (let at = p.lastIndexOf("/"); at > 0; at = p.lastIndexOf("/", at - 1))
+      if (seen.has(p.slice(0, at)))
+        throw new TypeError(
+          `${caller}: ${p} lies below ${p.slice(0, at)}, which is a file too`,
+        );
+  return files as readonly GeneratedFile[];
+}
+
 function byLab(files: readonly GeneratedFile[]): Map<string, GeneratedFile[]> {
   const groups = new Map<string, GeneratedFile[]>();
   for (const f of files) {
@@ -638,7 +700,7 @@ export function checkTree(
   outDir: string,
   files: readonly GeneratedFile[],
 ): { changes: TreeChange[]; diff: string } {
-  const groups = byLab(files);
+  const groups = byLab(validFiles("checkTree()", files));
   checkOutputDirectory(outDir, [...groups.keys()]);
   return checkGroups(outDir, groups);
 }
@@ -648,11 +710,12 @@ export function checkLabTrees(
   outDir: string,
   labs: readonly LabModel[],
 ): { changes: TreeChange[]; diff: string } {
+  const models = validatedModels("checkLabTrees()", labs);
   checkOutputDirectory(
     outDir,
-    labs.map((l) => l.name),
+    models.map((l) => l.name),
   );
-  return checkGroups(outDir, renderedLabs(labs));
+  return checkGroups(outDir, renderedLabs(models));
 }
 
 function checkGroups(
@@ -690,7 +753,7 @@ export function writeTree(
   outDir: string,
   files: readonly GeneratedFile[],
 ): TreeChange[] {
-  const groups = byLab(files);
+  const groups = byLab(validFiles("writeTree()", files));
   return writeGroups(outDir, groups, [...groups.keys()]);
 }
 
@@ -703,10 +766,11 @@ export function writeLabTrees(
   outDir: string,
   labs: readonly LabModel[],
 ): TreeChange[] {
+  const models = validatedModels("writeLabTrees()", labs);
   return writeGroups(
     outDir,
-    renderedLabs(labs),
-    labs.map((l) => l.name),
+    renderedLabs(models),
+    models.map((l) => l.name),
   );
 }
 

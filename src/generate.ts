@@ -5,7 +5,7 @@ import {
   MODE_PUBLIC,
   type GeneratedFile,
 } from "./file.js";
-import type { LabModel } from "./model.js";
+import { validatedModels, type LabModel } from "./model.js";
 import { renderRunnerResolved, renderSysctl } from "./render/drop-ins.js";
 import { renderDispatcher } from "./render/dispatcher.js";
 import { renderKeyfiles } from "./render/nm-keyfiles.js";
@@ -89,18 +89,25 @@ export function* generateEach(
   }
 }
 
-/** Every file of one lab with its manifest, sorted by path. Pure. */
+/**
+ * Every file of one lab with its manifest, sorted by path. Pure. Throws a TypeError for a lab
+ * that is not a model from checkLabs, parseLab or loadLab.
+ */
 export function generateLab(lab: LabModel): GeneratedFile[] {
-  return [...generateEach([lab])][0]!;
+  return [...generateEach(validatedModels("generateLab()", [lab]))][0]!;
 }
 
-/** Every file of a set of labs (already validated together), sorted by path. Pure. */
+/**
+ * Every file of a set of labs (validated together), sorted by path. Pure. Throws a TypeError
+ * for a lab that is not a model from checkLabs, parseLab or loadLab, or two labs of one name.
+ */
 export function generate(
   labs: LabModel | readonly LabModel[],
 ): GeneratedFile[] {
-  const list = Array.isArray(labs)
-    ? (labs as readonly LabModel[])
-    : [labs as LabModel];
+  const list = validatedModels(
+    "generate()",
+    Array.isArray(labs) ? (labs as readonly unknown[]) : [labs],
+  );
   return [...generateEach(labsInPathOrder(list))].flat();
 }
 

@@ -1,5 +1,5 @@
 import { LabError, sortDiagnostics, type Diagnostic } from "./diagnostics.js";
-import { resolveLab, type LabModel } from "./model.js";
+import { resolveLab, sealModel, type LabModel } from "./model.js";
 import { parseLabSource } from "./source.js";
 import {
   checkLab,
@@ -26,9 +26,26 @@ export interface CheckResult {
  * cross-lab rules. Pure: no file system, clock or environment. Never throws for bad input.
  */
 export function checkLabs(texts: readonly LabText[]): CheckResult {
+  if (!Array.isArray(texts))
+    return {
+      labs: undefined,
+      diagnostics: [
+        misuse(
+          "labs",
+          `checkLabs was given ${describe(texts)}, not an array of labs`,
+        ),
+      ],
+    };
   const diagnostics: Diagnostic[] = [];
   const checked: CheckedLab[] = [];
-  for (const { file, text } of texts) {
+  for (let i = 0; i < texts.length; i++) {
+    const entry: unknown = texts[i];
+    const bad = notLabText(entry, i);
+    if (bad) {
+      diagnostics.push(bad);
+      continue;
+    }
+    const { file, text } = entry as LabText;
     if (/[\p{Cc}\p{Zl}\p{Zp}]/u.test(file)) {
       diagnostics.push({
         severity: "error",
@@ -62,9 +79,51 @@ export function checkLabs(texts: readonly LabText[]): CheckResult {
   if (sorted.some((d) => d.severity === "error"))
     return { labs: undefined, diagnostics: sorted };
   return {
-    labs: checked.map((c) => resolveLab(c.input, c.source.file)),
+    labs: checked.map((c) => sealModel(resolveLab(c.input, c.source.file))),
     diagnostics: sorted,
   };
+}
+
+/** What a value a caller passed is, for a message: `null`, `a number`, `an array`... */
+function describe(value: unknown): string {
+  if (value === null) return "null";
+  if (Array.isArray(value)) return "an array";
+  const type = typeof value;
+  return `${/^[aeiou]/.test(type) ? "an" : "a"} ${type}`;
+}
+
+/** A library caller's argument that is no lab text, as an error at the start of no file. */
+function misuse(file: string, message: string): Diagnostic {
+  return {
+    severity: "error",
+    file,
+    line: 1,
+    column: 1,
+    path: "",
+    message,
+    hint: "pass each lab as { file: the name to report it under, text: its contents as a string or a Uint8Array }",
+  };
+}
+
+/** Why the i-th entry given to checkLabs is not a {@link LabText}, if it is not. */
+function notLabText(entry: unknown, i: number): Diagnostic | undefined {
+  if (typeof entry !== "object" || entry === null || Array.isArray(entry))
+    return misuse(
+      `labs[${i}]`,
+      `the lab is ${describe(entry)}, not { file, text }`,
+    );
+  const { file, text } = entry as Record<string, unknown>;
+  if (typeof file !== "string")
+    return misuse(
+      `labs[${i}]`,
+      `the lab's file is ${describe(file)}, not a string`,
+    );
+  if (typeof text !== "string" && !(text instanceof Uint8Array))
+    return misuse(
+      /[\p{Cc}\p{Zl}\p{Zp}]/u.test(file) ? JSON.stringify(file) : file,
+      `the lab's text is ${describe(text)}, not a string or a Uint8Array`,
+    );
+  return undefined;
 }
 
 /**

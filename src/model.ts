@@ -305,3 +305,49 @@ function resolveTunnel(
       };
   }
 }
+
+/**
+ * Models made from labs that passed validation. The renderers trust a model's values (names go
+ * into paths and scripts unquoted where validation made that safe), so `generate` renders
+ * these and nothing else; they are frozen, so what was checked is what is rendered.
+ */
+const VALIDATED = new WeakSet<object>();
+
+function deepFreeze(value: unknown): void {
+  if (typeof value !== "object" || value === null || Object.isFrozen(value))
+    return;
+  Object.freeze(value);
+  for (const v of Object.values(value)) deepFreeze(v);
+}
+
+/** Mark a model made by resolveLab from a validated lab (load.ts) as one gen-lab renders. */
+export function sealModel(model: LabModel): LabModel {
+  deepFreeze(model);
+  VALIDATED.add(model);
+  return model;
+}
+
+/**
+ * The labs a library caller passed, each a model gen-lab validated, their names distinct.
+ * Throws a TypeError naming the first that is not: a caller's programming error, not bad input.
+ */
+export function validatedModels(
+  caller: string,
+  labs: readonly unknown[],
+): readonly LabModel[] {
+  const names = new Map<string, number>();
+  labs.forEach((lab, i) => {
+    if (typeof lab !== "object" || lab === null || !VALIDATED.has(lab))
+      throw new TypeError(
+        `${caller}: labs[${i}] is ${lab === null ? "null" : typeof lab === "object" ? "an object gen-lab did not make" : `a ${typeof lab}`}, not a lab model from checkLabs, parseLab or loadLab. gen-lab renders only labs it has validated: write the lab as YAML and parse it`,
+      );
+    const { name } = lab as LabModel;
+    const first = names.get(name);
+    if (first !== undefined)
+      throw new TypeError(
+        `${caller}: labs[${i}] and labs[${first}] are both lab ${name}. Labs rendered together must be checked together (checkLabs, parseLabs or loadLabs), which refuses two labs of one name`,
+      );
+    names.set(name, i);
+  });
+  return labs as readonly LabModel[];
+}

@@ -10,6 +10,7 @@ import * as v8 from "node:v8";
 import { test } from "uvu";
 import * as assert from "uvu/assert";
 import {
+  checkLabs,
   checkLabTrees,
   checkTree,
   generate,
@@ -20,6 +21,9 @@ import {
   parseLabs,
   writeLabTrees,
   writeTree,
+  type GeneratedFile,
+  type LabModel,
+  type LabText,
 } from "../src/index.js";
 import { syntheticLabs } from "../scripts/synthetic-labs.mjs";
 import { codePointOrder } from "../src/file.js";
@@ -107,6 +111,198 @@ test("LabError carries every diagnostic as data", () => {
           d.file === "x.yaml" && d.line >= 1 && d.column >= 1 && d.hint !== "",
       ),
     );
+  }
+});
+
+test("checkLabs never throws for what it is given: each thing that is no lab text is an error at 1:1", () => {
+  const cases: [unknown, string, RegExp][] = [
+    [
+      "labs/foo.yaml",
+      "labs",
+      /checkLabs was given a string, not an array of labs/,
+    ],
+    [[null], "labs[0]", /the lab is null, not \{ file, text \}/],
+    [[42], "labs[0]", /the lab is a number, not \{ file, text \}/],
+    [[["x"]], "labs[0]", /the lab is an array, not \{ file, text \}/],
+    [
+      [{ text: "version: 1" }],
+      "labs[0]",
+      /the lab's file is an undefined, not a string/,
+    ],
+    [
+      [{ file: "a.yaml", text: 5 }],
+      "a.yaml",
+      /the lab's text is a number, not a string or a Uint8Array/,
+    ],
+    [
+      [{ file: "a.yaml", text: new ArrayBuffer(4) }],
+      "a.yaml",
+      /the lab's text is an object/,
+    ],
+  ];
+  for (const [given, file, message] of cases) {
+    const result = checkLabs(given as LabText[]);
+    assert.is(result.labs, undefined);
+    assert.equal(
+      result.diagnostics.map((d) => [d.severity, d.file, d.line, d.column]),
+      [["error", file, 1, 1]],
+      JSON.stringify(given),
+    );
+    assert.match(result.diagnostics[0]!.message, message);
+  }
+  // One bad entry among good labs: the good ones are still checked, and nothing is made.
+  const mixed = checkLabs([
+    null as unknown as LabText,
+    {
+      file: "labs/foo.yaml",
+      text: fs.readFileSync(path.join(ROOT, "labs", "foo.yaml")),
+    },
+  ]);
+  assert.is(mixed.labs, undefined);
+  assert.equal(
+    mixed.diagnostics.map((d) => d.file),
+    ["labs[0]"],
+  );
+  // parseLab reports it the documented way: a LabError.
+  try {
+    parseLab(123 as unknown as string);
+    assert.unreachable("parseLab must throw");
+  } catch (e) {
+    assert.instance(e, LabError);
+    assert.match(
+      (e as LabError).message,
+      /lab\.yaml:1:1: the lab's text is a number/,
+    );
+  }
+});
+
+test("generate() renders only models gen-lab validated, and they cannot be changed after", () => {
+  const text = fs.readFileSync(path.join(ROOT, "labs", "foo.yaml"), "utf8");
+  const foo = parseLab(text, "labs/foo.yaml");
+  const refused: [string, () => unknown, RegExp][] = [
+    [
+      "a copy",
+      () => generate({ ...foo }),
+      /labs\[0\] is an object gen-lab did not make/,
+    ],
+    [
+      "a copy with one runner changed",
+      () =>
+        generateLab({
+          ...foo,
+          runners: [{ ...foo.runners[0]!, name: "x;reboot" }],
+        }),
+      /generateLab\(\): labs\[0\] is an object gen-lab did not make/,
+    ],
+    [
+      "null among labs",
+      () => generate([foo, null as unknown as LabModel]),
+      /labs\[1\] is null/,
+    ],
+    [
+      "two labs of one name, checked apart",
+      () => generate([foo, parseLab(text, "labs/foo.yaml")]),
+      /labs\[1\] and labs\[0\] are both lab foo/,
+    ],
+  ];
+  for (const [what, f, message] of refused)
+    assert.throws(
+      f,
+      (e: unknown) => e instanceof TypeError && message.test(e.message),
+      what,
+    );
+  // Frozen, to the last array: what was validated is what gets rendered.
+  assert.is(Reflect.set(foo, "name", "bar"), false);
+  assert.is(Reflect.set(foo.runners[0]!, "address", "203.0.113.9"), false);
+  assert.is(Reflect.set(foo.intranet.cidrs, 0, "198.51.100.0/24"), false);
+  assert.throws(
+    () => (foo.intranet.cidrs as string[]).push("198.51.100.0/24"),
+    TypeError,
+  );
+  assert.is(foo.name, "foo");
+  assert.is(generate(foo).length, generateLab(foo).length);
+
+  // writeLabTrees and checkLabTrees: refused before the output directory is touched.
+  const { dir, cleanup } = tempDir();
+  try {
+    const out = path.join(dir, "out");
+    for (const f of [
+      () => writeLabTrees(out, [foo, parseLab(text, "labs/foo.yaml")]),
+      () => checkLabTrees(out, [{ ...foo }]),
+    ])
+      assert.throws(f, TypeError);
+    assert.not.ok(fs.existsSync(out));
+  } finally {
+    cleanup();
+  }
+});
+
+test("writeTree and checkTree take only paths inside a lab's directory, each once: nothing is written otherwise", () => {
+  const good = { path: "foo/README.md", mode: 0o644, contents: "x\n" };
+  const refused: [string, unknown[], RegExp][] = [
+    [
+      "a parent directory",
+      [{ ...good, path: "foo/../../etc/passwd" }],
+      /no empty, "\." or "\.\." part/,
+    ],
+    [
+      "a path above the output",
+      [{ ...good, path: "../foo/x" }],
+      /<lab>\/<path in the lab>/,
+    ],
+    [
+      "an absolute path",
+      [{ ...good, path: "/etc/passwd" }],
+      /<lab>\/<path in the lab>/,
+    ],
+    ["a file as a lab", [{ ...good, path: "foo" }], /<lab>\/<path in the lab>/],
+    [
+      "a work directory's name",
+      [{ ...good, path: ".foo.gen-lab-new/x" }],
+      /<lab>\/<path in the lab>/,
+    ],
+    ["an empty part", [{ ...good, path: "foo//x" }], /no empty/],
+    ["a NUL", [{ ...good, path: "foo/a\0b" }], /nor NUL/],
+    [
+      "a path twice",
+      [good, good],
+      /files\[1\] \(foo\/README\.md\): the path is given twice/,
+    ],
+    [
+      "a file below a file",
+      [good, { ...good, path: "foo/README.md/x" }],
+      /foo\/README\.md\/x lies below foo\/README\.md/,
+    ],
+    [
+      "a mode that is no permission bits",
+      [{ ...good, mode: 0o4755 }],
+      /mode must be permission bits/,
+    ],
+    [
+      "contents that are no text",
+      [{ ...good, contents: Buffer.from("x") }],
+      /contents must be a string/,
+    ],
+    ["null", [null], /files\[0\] is not a \{ path, mode, contents \} object/],
+  ];
+  const { dir, cleanup } = tempDir();
+  try {
+    const out = path.join(dir, "out");
+    for (const [what, files, message] of refused)
+      for (const f of [writeTree, checkTree])
+        assert.throws(
+          () => f(out, files as GeneratedFile[]),
+          (e: unknown) => e instanceof TypeError && message.test(e.message),
+          `${f.name}: ${what}`,
+        );
+    assert.equal(fs.readdirSync(dir), []);
+    // The same files, well formed, are written.
+    assert.equal(
+      writeTree(out, [good]).map((c) => c.added),
+      [["foo/README.md"]],
+    );
+  } finally {
+    cleanup();
   }
 });
 
