@@ -38,6 +38,8 @@ class Reporter {
   private readonly kept: Diagnostic[] = [];
   /** How many more than {@link MAX_DIAGNOSTICS_PER_FILE} were reported, and not located. */
   private dropped = 0;
+  /** Paths of numbers reported as out of range: zod has several complaints about each. */
+  readonly outOfRange = new Set<string>();
   constructor(readonly source: LabSource) {}
 
   /** What was reported: at most MAX_DIAGNOSTICS_PER_FILE, then one line for the rest. */
@@ -279,6 +281,23 @@ function reportIssue(r: Reporter, issue: z.core.$ZodIssue): void {
       path,
       `${message}, got ${typeof value === "number" ? "the number" : "the boolean"} ${written}`,
       `quote it to keep it as written: "${written}"`,
+    );
+    return;
+  }
+  if (
+    typeof value === "number" &&
+    !Number.isNaN(value) &&
+    !(Math.abs(value) <= Number.MAX_SAFE_INTEGER)
+  ) {
+    // Beyond 2^53 a JavaScript number no longer holds the integer written (9007199254740993
+    // reads as ...992, 1e400 as Infinity): one error, naming the number as written.
+    const key = formatPath(path);
+    if (r.outOfRange.has(key)) return;
+    r.outOfRange.add(key);
+    r.error(
+      path,
+      `is out of range, got ${writtenAt(r.source, path) ?? String(value)}`,
+      hint,
     );
     return;
   }

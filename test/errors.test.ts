@@ -1479,6 +1479,29 @@ for (const c of crossCases) {
   });
 }
 
+test("a number past 2^53 or infinite is one error that shows it as written", () => {
+  for (const written of [
+    "9007199254740993",
+    "-9007199254740993",
+    "1e400",
+    "-.inf",
+  ]) {
+    const text = edit(FOO, "port: 1194 ", `port: ${written} `);
+    const d = checkLabs([{ file: FILE, text }]).diagnostics;
+    assert.equal(
+      d.map((x) => [x.path, x.line, x.message]),
+      [
+        [
+          "runners[0].vpn.port",
+          lineOf(text, new RegExp(`port: ${written.replace(".", "\\.")} `)),
+          `is out of range, got ${written}`,
+        ],
+      ],
+      written,
+    );
+  }
+});
+
 test("a runner's key at the lab's CA certificate path is refused", () => {
   const text = edit(
     TLS_FOO,
