@@ -1230,6 +1230,68 @@ async function assertDownSparesOther(
   );
 }
 
+test("the lab cannot open a connection to a worker through the tunnel, even where FORWARD accepts (a runner without Docker)", async () => {
+  // Lab b: no allow-list, whose rules would also turn away a worker's answers into the
+  // intranet. Here only the rule against connections from the lab stands in the way.
+  const { b } = ready();
+  nmcli(["--wait", "25", "connection", "up", b.tunnel.vpnId]);
+  await waitVpnUp(b);
+  // Someone in the lab routes the worker subnet into its end of the tunnel and connects to a
+  // worker port nothing listens on, from an intranet address: the worker subnet's routes send
+  // the answer back through the runner. A worker that gets the SYN refuses at once (curl exit
+  // 7); one the runner drops it for never answers (curl exit 28).
+  const labEnd = sh(inNs(NS.lab, ["ip", "-o", "-4", "addr", "show"]))
+    .stdout.split("\n")
+    .map((l) => /^\d+:\s+(\S+)\s+inet\s+(\S+)/.exec(l))
+    .find((m) => m && m[2]!.split("/")[0] === b.tunnel.remoteIp)?.[1];
+  assert.ok(labEnd, `no interface of the lab carries ${b.tunnel.remoteIp}`);
+  const labConnects = () =>
+    sh(
+      inNs(NS.lab, [
+        "curl",
+        "-sS",
+        "--noproxy",
+        "*",
+        "--connect-timeout",
+        "2",
+        "--interface",
+        b.beakerAddress,
+        `http://${b.workerAddress}:9/`,
+      ]),
+      { allowFail: true, timeoutMs: 10_000 },
+    ).status;
+  const ipt = (...args: string[]) =>
+    sh(inNs(NS.runner, ["iptables", "-w", "5", ...args]));
+  const policy = /^-P FORWARD (\S+)/m.exec(
+    chainRules("filter", "FORWARD")!,
+  )![1]!;
+  sh(inNs(NS.lab, ["ip", "route", "replace", b.workerSubnet, "dev", labEnd!]));
+  ipt("-t", "filter", "-P", "FORWARD", "ACCEPT");
+  try {
+    assert.is(dispatch(b.tunnel, "vpn-down").status, 0);
+    assert.is(
+      labConnects(),
+      7,
+      "without the lab's rules this runner forwards it, and the worker refuses",
+    );
+    const up = dispatch(b.tunnel, "vpn-up");
+    assert.is(up.status, 0, up.stderr);
+    assert.is(labConnects(), 28, "after vpn-up the runner drops it");
+    assertReaches(
+      b,
+      b.beakerAddress,
+      HTTP_PORT_ALLOWED,
+      "lab b, the lab's route in place",
+    );
+  } finally {
+    ipt("-t", "filter", "-P", "FORWARD", policy);
+    sh(inNs(NS.lab, ["ip", "route", "del", b.workerSubnet, "dev", labEnd!]), {
+      allowFail: true,
+    });
+    await takeDown(b);
+  }
+});
+
 test("DNS: a worker resolves an intranet name through the runner's address (DNSStubListenerExtra), answered by the lab's DNS through the tunnel", () => {
   const { a, lanDns, resolved, env } = ready();
   const wanted = workerResolved(a.userData);
