@@ -3,6 +3,7 @@ import * as fs from "node:fs";
 import * as path from "node:path";
 import {
   excerpt,
+  fileError,
   formatDiagnostic,
   visible,
   visibleLines,
@@ -264,15 +265,11 @@ function labFilesInOutput(
     return rel.startsWith("..") || path.isAbsolute(rel) || !labs.includes(lab)
       ? []
       : [
-          {
-            severity: "error" as const,
+          fileError(
             file,
-            line: 1,
-            column: 1,
-            path: "",
-            message: `this lab file lies in ${path.join(out, lab)}, which this run replaces`,
-            hint: "keep lab files outside the output directory, e.g. in labs/",
-          },
+            `this lab file lies in ${path.join(out, lab)}, which this run replaces`,
+            "keep lab files outside the output directory, e.g. in labs/",
+          ),
         ];
   });
 }

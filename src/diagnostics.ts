@@ -113,6 +113,26 @@ function isNotShown(d: Diagnostic): boolean {
   return d.path === "" && NOT_SHOWN.test(d.message);
 }
 
+/**
+ * An error about a file as a whole (it cannot be read, is not a lab, is given wrongly), at its
+ * start and at no YAML path.
+ */
+export function fileError(
+  file: string,
+  message: string,
+  hint: string,
+): Diagnostic {
+  return {
+    severity: "error",
+    file,
+    line: 1,
+    column: 1,
+    path: "",
+    message,
+    hint,
+  };
+}
+
 /** The one line that stands for the problems of a file beyond MAX_DIAGNOSTICS_PER_FILE. */
 export function notShown(
   count: number,

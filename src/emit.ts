@@ -14,22 +14,9 @@ import {
   type Manifest,
 } from "./generate.js";
 import { checkLabs, labsOrThrow, type CheckResult } from "./load.js";
-import type { Diagnostic } from "./diagnostics.js";
+import { fileError, type Diagnostic } from "./diagnostics.js";
 import { validatedModels, type LabModel } from "./model.js";
 import { MAX_LAB_BYTES, tooLarge } from "./source.js";
-
-/** An error about a lab file that could not be read, at its first line. */
-function unreadable(file: string, message: string, hint: string): Diagnostic {
-  return {
-    severity: "error",
-    file,
-    line: 1,
-    column: 1,
-    path: "",
-    message,
-    hint,
-  };
-}
 
 /**
  * The bytes of an open file, or undefined if it holds more than `max`. Read to the cap, never
@@ -57,7 +44,7 @@ function readAtMost(fd: number, size: number, max: number): Buffer | undefined {
  */
 export function readLabFile(file: string): Uint8Array | Diagnostic {
   if (file === "")
-    return unreadable(
+    return fileError(
       '""',
       "the lab file's path is empty",
       "give the path of a lab YAML file (an unset variable?)",
@@ -68,12 +55,12 @@ export function readLabFile(file: string): Uint8Array | Diagnostic {
   } catch (e) {
     const code = (e as NodeJS.ErrnoException).code;
     return code === "ENOENT"
-      ? unreadable(
+      ? fileError(
           file,
           "no such file",
           "check the path; labs usually live in labs/<name>.yaml",
         )
-      : unreadable(
+      : fileError(
           file,
           `cannot read: ${errnoText(e)}`,
           "give the path of a readable lab YAML file",
@@ -82,24 +69,24 @@ export function readLabFile(file: string): Uint8Array | Diagnostic {
   try {
     const st = fs.fstatSync(fd);
     if (st.isDirectory())
-      return unreadable(
+      return fileError(
         file,
         "is a directory, not a lab file",
         "give the lab files themselves, e.g. labs/*.yaml",
       );
     if (!st.isFile())
-      return unreadable(
+      return fileError(
         file,
         "is not a regular file (a FIFO, socket or device)",
         "give the path of a lab YAML file",
       );
-    if (st.size > MAX_LAB_BYTES) return unreadable(file, ...tooLarge(st.size));
+    if (st.size > MAX_LAB_BYTES) return fileError(file, ...tooLarge(st.size));
     return (
       readAtMost(fd, st.size, MAX_LAB_BYTES) ??
-      unreadable(file, ...tooLarge(MAX_LAB_BYTES, { atLeast: true }))
+      fileError(file, ...tooLarge(MAX_LAB_BYTES, { atLeast: true }))
     );
   } catch (e) {
-    return unreadable(
+    return fileError(
       file,
       `cannot read: ${errnoText(e)}`,
       "give the path of a readable lab YAML file",

@@ -1,4 +1,9 @@
-import { LabError, sortDiagnostics, type Diagnostic } from "./diagnostics.js";
+import {
+  fileError,
+  LabError,
+  sortDiagnostics,
+  type Diagnostic,
+} from "./diagnostics.js";
 import { resolveLab, sealModel, type LabModel } from "./model.js";
 import { parseLabSource } from "./source.js";
 import {
@@ -47,16 +52,13 @@ export function checkLabs(texts: readonly LabText[]): CheckResult {
     }
     const { file, text } = entry as LabText;
     if (/[\p{Cc}\p{Zl}\p{Zp}]/u.test(file)) {
-      diagnostics.push({
-        severity: "error",
-        file: JSON.stringify(file),
-        line: 1,
-        column: 1,
-        path: "",
-        message:
+      diagnostics.push(
+        fileError(
+          JSON.stringify(file),
           "the lab file's name contains control or line-break characters",
-        hint: "rename the file, e.g. labs/<lab name>.yaml: its name is written into every generated file's header",
-      });
+          "rename the file, e.g. labs/<lab name>.yaml: its name is written into every generated file's header",
+        ),
+      );
       continue;
     }
     const parsed = parseLabSource(file, text);
@@ -92,17 +94,13 @@ function describe(value: unknown): string {
   return `${/^[aeiou]/.test(type) ? "an" : "a"} ${type}`;
 }
 
-/** A library caller's argument that is no lab text, as an error at the start of no file. */
+/** A library caller's argument that is no lab text. */
 function misuse(file: string, message: string): Diagnostic {
-  return {
-    severity: "error",
+  return fileError(
     file,
-    line: 1,
-    column: 1,
-    path: "",
     message,
-    hint: "pass each lab as { file: the name to report it under, text: its contents as a string or a Uint8Array }",
-  };
+    "pass each lab as { file: the name to report it under, text: its contents as a string or a Uint8Array }",
+  );
 }
 
 /** Why the i-th entry given to checkLabs is not a {@link LabText}, if it is not. */
