@@ -43,62 +43,49 @@ function lineOf(text: string, at: RegExp, nth = 1): number {
 }
 
 /** The example lab with a WireGuard tunnel instead of OpenVPN: valid, and otherwise the same. */
-const WG_FOO = [
-  (t: string) => edit(t, "type: openvpn ", "type: wireguard "),
-  (t: string) =>
-    edit(
-      t,
-      /^  auth: static-key .*$/m,
-      "  public_key: xTIBA5rboUvnH4htodjb6e697QjLERt1NAB4mZqp8Dg=",
-    ),
-  (t: string) => edit(t, /^  protocol: udp .*\n/m, ""),
-  (t: string) => edit(t, /^  cipher: AES-256-CBC .*\n/m, ""),
-  (t: string) =>
-    edit(
-      t,
-      /^      static_key: \/etc\/gen-lab\/foo\/foo-1\.key .*$/m,
-      "      private_key_file: /etc/gen-lab/foo/foo-1.wg",
-    ),
-  (t: string) => edit(t, /^      key_direction: 1 .*\n/m, ""),
-  (t: string) =>
-    edit(
-      t,
-      /^      local_ip: 10\.255\.0\.2 .*$/m,
-      "      address: 10.255.0.2/32",
-    ),
-  (t: string) => edit(t, /^      remote_ip: 10\.255\.0\.1\n/m, ""),
-  (t: string) =>
-    edit(
-      t,
-      "vpn: { port: 1195, static_key: /etc/gen-lab/foo/foo-2.key, local_ip: 10.255.0.6, remote_ip: 10.255.0.5 }",
-      "vpn: { port: 51821, private_key_file: /etc/gen-lab/foo/foo-2.wg, address: 10.255.0.6/32 }",
-    ),
-].reduce((t, f) => f(t), FOO);
+/**
+ * The example lab with other runner credentials: foo-1's static-key lines (key, direction and
+ * tunnel addresses) become `runner1`, foo-2's flow mapping of them becomes `runner2`.
+ */
+function withRunnerVpn(text: string, runner1: string, runner2: string): string {
+  const t = edit(
+    text,
+    /^      static_key: \/etc\/gen-lab\/foo\/foo-1\.key .*\n      key_direction: 1 .*\n      local_ip: 10\.255\.0\.2 .*\n      remote_ip: 10\.255\.0\.1\n/m,
+    runner1,
+  );
+  return edit(
+    t,
+    "vpn: { port: 1195, static_key: /etc/gen-lab/foo/foo-2.key, local_ip: 10.255.0.6, remote_ip: 10.255.0.5 }",
+    runner2,
+  );
+}
+
+const WG_FOO = withRunnerVpn(
+  [
+    (t: string) => edit(t, "type: openvpn ", "type: wireguard "),
+    (t: string) =>
+      edit(
+        t,
+        /^  auth: static-key .*$/m,
+        "  public_key: xTIBA5rboUvnH4htodjb6e697QjLERt1NAB4mZqp8Dg=",
+      ),
+    (t: string) => edit(t, /^  protocol: udp .*\n/m, ""),
+    (t: string) => edit(t, /^  cipher: AES-256-CBC .*\n/m, ""),
+  ].reduce((t, f) => f(t), FOO),
+  "      private_key_file: /etc/gen-lab/foo/foo-1.wg\n      address: 10.255.0.2/32\n",
+  "vpn: { port: 51821, private_key_file: /etc/gen-lab/foo/foo-2.wg, address: 10.255.0.6/32 }",
+);
 
 /** The example lab on OpenVPN with certificates: a CA for the lab, a cert and key per runner. */
-const TLS_FOO = [
-  (t: string) =>
-    edit(
-      t,
-      /^  auth: static-key .*$/m,
-      "  auth: tls\n  ca: /etc/gen-lab/foo/ca.crt",
-    ),
-  (t: string) =>
-    edit(
-      t,
-      /^      static_key: \/etc\/gen-lab\/foo\/foo-1\.key .*$/m,
-      "      cert: /etc/gen-lab/foo/foo-1.crt\n      key: /etc/gen-lab/foo/foo-1.pem",
-    ),
-  (t: string) => edit(t, /^      key_direction: 1 .*\n/m, ""),
-  (t: string) => edit(t, /^      local_ip: 10\.255\.0\.2 .*\n/m, ""),
-  (t: string) => edit(t, /^      remote_ip: 10\.255\.0\.1\n/m, ""),
-  (t: string) =>
-    edit(
-      t,
-      "vpn: { port: 1195, static_key: /etc/gen-lab/foo/foo-2.key, local_ip: 10.255.0.6, remote_ip: 10.255.0.5 }",
-      "vpn: { port: 1195, cert: /etc/gen-lab/foo/foo-2.crt, key: /etc/gen-lab/foo/foo-2.pem }",
-    ),
-].reduce((t, f) => f(t), FOO);
+const TLS_FOO = withRunnerVpn(
+  edit(
+    FOO,
+    /^  auth: static-key .*$/m,
+    "  auth: tls\n  ca: /etc/gen-lab/foo/ca.crt",
+  ),
+  "      cert: /etc/gen-lab/foo/foo-1.crt\n      key: /etc/gen-lab/foo/foo-1.pem\n",
+  "vpn: { port: 1195, cert: /etc/gen-lab/foo/foo-2.crt, key: /etc/gen-lab/foo/foo-2.pem }",
+);
 
 interface Case {
   readonly rule: string;
