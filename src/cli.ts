@@ -372,6 +372,50 @@ function printDiagnostics(list: readonly Diagnostic[], io: Io): void {
 }
 
 /** Entry point of bin/gen-lab.js: never a stack trace for the user, unless GEN_LAB_DEBUG is set. */
+/** This process's command line as the kernel holds it (Linux), or undefined elsewhere. */
+function readCommandLine(): Buffer | undefined {
+  try {
+    return fs.readFileSync("/proc/self/cmdline");
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * The arguments the shell passed as bytes that are not UTF-8. Node decodes argv lossily (each
+ * such byte becomes U+FFFD), so a lab path would name a file that is not there and `-o` a new
+ * directory beside the one meant. The kernel's copy of the command line has the bytes (its
+ * last entries are the arguments); where it is missing or does not match, a U+FFFD in an
+ * argument is taken for such a byte.
+ */
+export function nonUtf8Arguments(
+  argv: readonly string[],
+  commandLine: Buffer | undefined,
+): string[] {
+  const entries: Buffer[] = [];
+  if (commandLine)
+    for (let at = 0; at < commandLine.length;) {
+      const end = commandLine.indexOf(0, at);
+      const stop = end < 0 ? commandLine.length : end;
+      entries.push(commandLine.subarray(at, stop));
+      at = stop + 1;
+    }
+  const raw = entries.slice(entries.length - argv.length);
+  const matches =
+    raw.length === argv.length && raw.every((b, i) => b.toString() === argv[i]);
+  const strict = new TextDecoder("utf-8", { fatal: true });
+  return argv.filter((a, i) => {
+    if (!a.includes("\uFFFD")) return false;
+    if (!matches) return true;
+    try {
+      strict.decode(raw[i]);
+      return false;
+    } catch {
+      return true;
+    }
+  });
+}
+
 export async function run(): Promise<void> {
   // A reader that went away (`| head -1`, a closed CI log) or a full disk behind standard
   // output or error must not end in an unhandled 'error' event: a stack trace and exit 1, the
@@ -379,7 +423,21 @@ export async function run(): Promise<void> {
   for (const stream of [process.stdout, process.stderr])
     stream.on("error", () => {});
   try {
-    process.exitCode = await main(process.argv.slice(2));
+    const argv = process.argv.slice(2);
+    const garbled = nonUtf8Arguments(argv, readCommandLine());
+    if (garbled.length > 0) {
+      process.stderr.write(
+        garbled
+          .map(
+            (a) =>
+              `gen-lab: the argument ${JSON.stringify(visible(a))} is not valid UTF-8 (shown with U+FFFD for each byte that is not): Node reads it as another name, so gen-lab would read or write another path than the one given; rename it to UTF-8\n`,
+          )
+          .join(""),
+      );
+      process.exitCode = EXIT.badInput;
+      return;
+    }
+    process.exitCode = await main(argv);
   } catch (e) {
     if (process.env["GEN_LAB_DEBUG"]) throw e;
     process.stderr.write(

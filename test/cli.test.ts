@@ -9,6 +9,7 @@ import * as assert from "uvu/assert";
 import { spawn, spawnSync } from "node:child_process";
 import { once } from "node:events";
 import { syntheticLabs } from "../scripts/synthetic-labs.mjs";
+import { nonUtf8Arguments } from "../src/cli.js";
 import { BIN, otherLab, ROOT, readTree, runCli, tempDir } from "./helpers.js";
 
 const FOO = path.join(ROOT, "labs", "foo.yaml");
@@ -437,6 +438,76 @@ function assertRefused(r: ReturnType<typeof runCli>, reason: RegExp): void {
   assert.match(r.stderr, reason);
   assert.not.match(r.stderr, /internal error|\n\s+at /);
 }
+
+test("a path that is not valid UTF-8 is a usage error naming it; nothing is written, not even beside it", () => {
+  const { dir, cleanup } = tempDir();
+  try {
+    const lab = path.join(ROOT, "labs", "foo.yaml");
+    // Bytes no UTF-8 decoder accepts: Node's argv has U+FFFD for each.
+    const at = (latin1: string) =>
+      Buffer.concat([Buffer.from(`${dir}/`), Buffer.from(latin1, "latin1")]);
+    fs.writeFileSync(at("lab\xff.yaml"), fs.readFileSync(lab));
+    fs.mkdirSync(at("out\xff"));
+    const shell = (args: string) =>
+      spawnSync(
+        "bash",
+        [
+          "-c",
+          `"$0" "$1" ${args}`,
+          process.execPath,
+          path.join(ROOT, "bin", "gen-lab.js"),
+        ],
+        {
+          cwd: dir,
+          encoding: "utf8",
+        },
+      );
+    const before = fs
+      .readdirSync(dir, { encoding: "buffer" })
+      .map((b) => b.toString("hex"))
+      .sort();
+    for (const [args, shown] of [
+      [`"${lab}" -o "$(printf 'out\\377')"`, "out\uFFFD"],
+      [`"$(printf 'lab\\377.yaml')" -o out`, "lab\uFFFD.yaml"],
+      [
+        `"$(printf 'lab\\355\\240\\200.yaml')" -o out --check`,
+        "lab\uFFFD\uFFFD\uFFFD.yaml",
+      ],
+    ] as const) {
+      const r = shell(args);
+      assert.is(r.status, 2, `${args}: ${r.stderr}`);
+      assert.match(
+        r.stderr,
+        `the argument ${JSON.stringify(shown)} is not valid UTF-8`,
+      );
+      assert.not.match(r.stderr, /\n\s+at /);
+    }
+    assert.equal(
+      fs
+        .readdirSync(dir, { encoding: "buffer" })
+        .map((b) => b.toString("hex"))
+        .sort(),
+      before,
+      "nothing new beside the directory given",
+    );
+    assert.equal(fs.readdirSync(at("out\xff")), []);
+    // Without the kernel's copy of the command line, a U+FFFD is taken for a byte that was lost.
+    assert.equal(nonUtf8Arguments(["a\uFFFD", "b"], undefined), ["a\uFFFD"]);
+    assert.equal(
+      nonUtf8Arguments(
+        ["a\uFFFD", "b"],
+        Buffer.from("node\0cli\0a\uFFFD\0b\0"),
+      ),
+      [],
+    );
+    // A name that holds U+FFFD itself, written as UTF-8, is a name like any other.
+    const r = shell(`"${lab}" -o "$(printf 'out\\357\\277\\275')"`);
+    assert.is(r.status, 0, r.stderr);
+    assert.ok(fs.existsSync(path.join(dir, "out\uFFFD", "foo", "README.md")));
+  } finally {
+    cleanup();
+  }
+});
 
 test("an empty or repeated -o is a usage error, even with --check", () => {
   assertRefused(
