@@ -299,6 +299,7 @@ function runLabs(args: Args & { labs: string[]; out: string }, io: Io): number {
   // Every lab is valid: render and write (or compare) a batch of labs at a time.
   if (args.check) {
     const { changes, diff } = checkLabTrees(args.out, result.labs);
+    warnKept(changes, io);
     const drift = changes.filter(
       (c) => c.added.length + c.changed.length + c.removed.length > 0,
     );
@@ -324,6 +325,7 @@ function runLabs(args: Args & { labs: string[]; out: string }, io: Io): number {
   }
 
   const changes = writeLabTrees(args.out, result.labs);
+  warnKept(changes, io);
   for (const c of changes)
     if (c.leftover)
       io.err(
@@ -336,6 +338,22 @@ function runLabs(args: Args & { labs: string[]; out: string }, io: Io): number {
       );
   }
   return EXIT.ok;
+}
+
+/**
+ * Files the labs no longer make that were edited since gen-lab wrote them: kept, each named
+ * (ten, then a count), so nobody's change goes without a word.
+ */
+function warnKept(changes: readonly TreeChange[], io: Io): void {
+  const kept = changes.flatMap((c) => c.kept ?? []);
+  for (const file of kept.slice(0, STALE_LABS_NAMED))
+    io.err(
+      `gen-lab: warning: ${visible(file)} is no longer generated, but it was edited since gen-lab wrote it (its sha256 is not the manifest's): it is kept, as your file; delete it if nothing needs it\n`,
+    );
+  if (kept.length > STALE_LABS_NAMED)
+    io.err(
+      `gen-lab: warning: ${kept.length - STALE_LABS_NAMED} more edited files that are no longer generated are kept\n`,
+    );
 }
 
 /** Labs the stale message names; the rest are counted (the diff above shows them all). */

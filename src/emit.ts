@@ -3,6 +3,7 @@
  * output trees. Everything else is pure.
  */
 import { createTwoFilesPatch } from "diff";
+import { hash } from "node:crypto";
 import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
@@ -159,11 +160,16 @@ export interface TreeChange {
   readonly changed: readonly string[];
   readonly removed: readonly string[];
   readonly unchanged: number;
+  /**
+   * Files the lab no longer makes that its manifest lists, kept (only when there are any):
+   * their bytes no longer hash to what the manifest recorded, so someone edited them (or the
+   * manifest) since gen-lab wrote them. They stay, as the user's files.
+   */
+  readonly kept?: readonly string[];
   /** Written, but the previous tree (or part of it) could not be removed: why. */
   readonly leftover?: string;
 }
 
-/** Files grouped by their first path component, the lab directory; paths relative to it. */
 /** A lab's directory: a lab name (lab-format.md), so never one of gen-lab's dot-named work directories. */
 const LAB_DIRECTORY = /^[a-z][a-z0-9]{0,15}$/;
 
@@ -226,6 +232,7 @@ function validFiles(
   return files as readonly GeneratedFile[];
 }
 
+/** Files grouped by their first path component, the lab directory; paths relative to it. */
 function byLab(files: readonly GeneratedFile[]): Map<string, GeneratedFile[]> {
   const groups = new Map<string, GeneratedFile[]>();
   for (const f of files) {
@@ -417,29 +424,67 @@ function isSafeRelative(p: unknown): p is string {
 const MAX_MANIFEST_BYTES = 4 * 1024 * 1024;
 
 /**
- * The paths a lab directory's manifest lists (only safe ones); none without a manifest, or
- * when what lies at its name is not a regular file of a sane size (a FIFO would block, a link
- * to /dev/zero never ends, a link to /etc/shadow is outside the tree): never followed.
+ * What a lab directory's manifest lists: each safe path with the sha256 recorded for it (if
+ * it is one); nothing without a manifest, or when what lies at its name is not a regular file
+ * of a sane size (a FIFO would block, a link to /dev/zero never ends, a link to /etc/shadow is
+ * outside the tree): never followed.
  */
-function readManifestPaths(dir: string): string[] {
+function readManifest(dir: string): Map<string, string | undefined> {
+  const listed = new Map<string, string | undefined>();
   const file = readRegular(path.join(dir, MANIFEST_NAME), MAX_MANIFEST_BYTES);
-  if (file?.contents === undefined) return [];
+  if (file?.contents === undefined) return listed;
   let data: Partial<Manifest> | null;
   try {
     data = JSON.parse(
       file.contents.toString("utf8"),
     ) as Partial<Manifest> | null;
   } catch {
-    return [];
+    return listed;
   }
-  if (data?.generator !== "gen-lab" || !Array.isArray(data.files)) return [];
-  return data.files
-    .map((e: unknown) =>
-      typeof e === "object" && e !== null
-        ? (e as { path?: unknown }).path
-        : undefined,
-    )
-    .filter(isSafeRelative);
+  if (data?.generator !== "gen-lab" || !Array.isArray(data.files))
+    return listed;
+  for (const e of data.files as unknown[]) {
+    if (typeof e !== "object" || e === null) continue;
+    const { path: p, sha256 } = e as { path?: unknown; sha256?: unknown };
+    if (isSafeRelative(p))
+      listed.set(
+        p,
+        typeof sha256 === "string" && /^[0-9a-f]{64}$/.test(sha256)
+          ? sha256
+          : undefined,
+      );
+  }
+  return listed;
+}
+
+/**
+ * The files a lab's manifest lists that the lab no longer makes, split: `removable` still
+ * hold the bytes gen-lab wrote (their sha256 is the manifest's); `edited` were changed since
+ * (or the manifest was), and are the user's now. Each read as `readInside` reads.
+ */
+function noLongerMade(
+  dir: string,
+  generated: ReadonlySet<string>,
+  readInside: (rel: string) => OnDisk | undefined,
+): { removable: string[]; edited: string[] } {
+  const removable: string[] = [];
+  const edited: string[] = [];
+  for (const [p, sha256] of readManifest(dir)) {
+    if (generated.has(p)) continue;
+    const onDisk = readInside(p);
+    if (!onDisk) {
+      // A link or directory where gen-lab wrote a file is the user's; nothing is nothing.
+      if (fs.lstatSync(path.join(dir, p), { throwIfNoEntry: false }))
+        edited.push(p);
+      continue;
+    }
+    const unedited =
+      onDisk.contents !== undefined &&
+      sha256 !== undefined &&
+      hash("sha256", onDisk.contents, "hex") === sha256;
+    (unedited ? removable : edited).push(p);
+  }
+  return { removable, edited };
 }
 
 /**
@@ -610,18 +655,25 @@ function compareLab(
   }
   const generated = new Set(files.map((f) => f.path));
   const removed: string[] = [];
-  for (const p of readManifestPaths(dir)) {
-    if (generated.has(p)) continue;
-    const onDisk = readInside(p);
-    if (!onDisk) continue;
+  const { removable, edited } = noLongerMade(dir, generated, readInside);
+  for (const p of removable) {
     const rel = `${lab}/${p}`;
     removed.push(rel);
     if (withPatches)
       patches.push(
-        patchOf(budget, `a/${rel}`, "/dev/null", patchText(onDisk), ""),
+        patchOf(budget, `a/${rel}`, "/dev/null", patchText(readInside(p)!), ""),
       );
   }
-  return { lab, added, changed, removed, unchanged, patches };
+  const kept = edited.map((p) => `${lab}/${p}`);
+  return {
+    lab,
+    added,
+    changed,
+    removed,
+    unchanged,
+    ...(kept.length > 0 ? { kept } : {}),
+    patches,
+  };
 }
 
 /**
@@ -713,15 +765,15 @@ function checkGroups(
   const patches: string[] = [];
   const budget: DiffBudget = { lines: 0 };
   for (const [lab, labFiles] of groups) {
-    const c = compareLab(outDir, lab, labFiles, "check", budget);
-    changes.push({
-      lab: c.lab,
-      added: c.added,
-      changed: c.changed,
-      removed: c.removed,
-      unchanged: c.unchanged,
-    });
-    for (const patch of c.patches) patches.push(patch);
+    const { patches: labPatches, ...change } = compareLab(
+      outDir,
+      lab,
+      labFiles,
+      "check",
+      budget,
+    );
+    changes.push(change);
+    for (const patch of labPatches) patches.push(patch);
   }
   return { changes, diff: patches.join("") };
 }
@@ -1212,11 +1264,14 @@ function carriedOver(
       `${mounted[0]} is a mount point inside a lab directory, which gen-lab replaces as a whole`,
       "unmount it, or mount it outside the output directory",
     );
-  const listed = new Set(readManifestPaths(dir));
   const generated = new Set(labFiles.map((f) => f.path));
+  const owned = new Set([
+    ...noLongerMade(dir, generated, insideReader(dir)).removable,
+    ...generated,
+  ]);
   const carried: [string, EntryKind][] = [];
   for (const [rel, kind] of listEntries(dir)) {
-    if (listed.has(rel) || generated.has(rel)) continue;
+    if (owned.has(rel)) continue;
     if (generatedDirs.has(rel) && kind === "empty directory") continue;
     const where = path.join(dir, rel);
     if (kind === "other")
@@ -1236,7 +1291,7 @@ function carriedOver(
       );
     carried.push([rel, kind]);
   }
-  return { carried, owned: new Set([...listed, ...generated]) };
+  return { carried, owned };
 }
 
 /**
@@ -1338,6 +1393,7 @@ function buildAll(
         changed: c.changed,
         removed: c.removed,
         unchanged: c.unchanged,
+        ...("kept" in c && c.kept ? { kept: c.kept } : {}),
       });
       if (c.added.length + c.changed.length + c.removed.length === 0) continue;
       lock();

@@ -248,6 +248,62 @@ test("the manifest: files the lab no longer produces are removed, files gen-lab 
   }
 });
 
+test("the manifest: a file the lab no longer produces that was edited since, or a file a changed manifest lists, is kept with a warning", () => {
+  const { dir, cleanup } = tempDir();
+  try {
+    const lab = path.join(dir, "foo.yaml");
+    fs.writeFileSync(lab, fs.readFileSync(FOO));
+    const out = path.join(dir, "out");
+    assert.is(runCli([lab, "-o", out]).status, 0);
+    const edited = "foo/runners/foo-2/worker-user-data.yaml";
+    fs.appendFileSync(path.join(out, edited), "# my tweak\n");
+    const untouched =
+      "foo/runners/foo-2/rootfs/etc/sysctl.d/90-gen-lab-foo.conf";
+    assert.ok(fs.existsSync(path.join(out, untouched)), untouched);
+    // Someone lists a file of theirs in the manifest, with a made-up hash.
+    fs.writeFileSync(path.join(out, "foo", "mine.txt"), "mine\n");
+    const manifestFile = path.join(out, "foo", ".gen-lab-manifest.json");
+    const manifest = JSON.parse(fs.readFileSync(manifestFile, "utf8"));
+    manifest.files.push({
+      path: "mine.txt",
+      mode: "0644",
+      sha256: "0".repeat(64),
+    });
+    fs.writeFileSync(manifestFile, JSON.stringify(manifest));
+    fs.writeFileSync(
+      lab,
+      fs.readFileSync(FOO, "utf8").replace("- name: foo-2", "- name: foo-3"),
+    );
+    const warning = (file: string) =>
+      new RegExp(
+        `warning: ${file.replace(/[.]/g, "\\.")} is no longer generated, but it was edited since gen-lab wrote it`,
+      );
+    // --check says what a write would do: the two are kept, not removed.
+    const check = runCli([lab, "-o", out, "--check"]);
+    assert.is(check.status, 1, check.stderr);
+    for (const f of [edited, "foo/mine.txt"]) {
+      assert.match(check.stderr, warning(f));
+      assert.not.match(check.stdout, `--- a/${f}`);
+    }
+    assert.match(check.stdout, `--- a/${untouched}`);
+    const r = runCli([lab, "-o", out]);
+    assert.is(r.status, 0, r.stderr);
+    for (const f of [edited, "foo/mine.txt"])
+      assert.match(r.stderr, warning(f));
+    const tree = readTree(out);
+    assert.match(tree.get(edited)?.contents ?? "", /# my tweak\n$/);
+    assert.is(tree.get("foo/mine.txt")?.contents, "mine\n");
+    assert.not.ok(tree.has(untouched), "an untouched stale file is removed");
+    // Now the user's files: the next runs neither warn nor touch them.
+    const again = runCli([lab, "-o", out]);
+    assert.is(again.status, 0, again.stderr);
+    assert.is(again.stderr, "");
+    assert.ok(readTree(out).has(edited));
+  } finally {
+    cleanup();
+  }
+});
+
 test("an unchanged lab is not rewritten", () => {
   const { dir, cleanup } = tempDir();
   try {
