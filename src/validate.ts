@@ -860,11 +860,29 @@ function checkVpnRemote(
   lab.runners.forEach((runner, i) => {
     for (const f of ["local_ip", "remote_ip", "address"] as const) {
       const own = (runner.vpn as Record<string, string | undefined>)[f];
-      if (own !== undefined && own.split("/")[0] === remote)
+      if (own === undefined) continue;
+      const [address, prefix] = own.split("/");
+      if (address === remote)
         r.error(
           path,
           `the VPN endpoint ${remote} is runners[${i}].vpn.${f}, an address inside the tunnel`,
           "give the endpoint's public address; the tunnel's own addresses are only reached through it",
+        );
+      else if (
+        f === "address" &&
+        prefix !== undefined &&
+        lab.vpn.type === "wireguard" &&
+        ipv4Problem(address!) === undefined &&
+        /^\d+$/.test(prefix) &&
+        Number(prefix) <= 32 &&
+        contains(parseNet(networkOf(own)), at)
+      )
+        // WireGuard routes the address's network into the tunnel: the encrypted packets to the
+        // endpoint would be sent into the tunnel that carries them.
+        r.error(
+          ["runners", i, "vpn", f],
+          `${own} puts the VPN endpoint ${remote} inside the tunnel: the runner routes ${networkOf(own)} into the WireGuard interface, so the packets to the endpoint would go into the tunnel they carry`,
+          `give the tunnel address a prefix that leaves the endpoint out, e.g. address: ${address}/32`,
         );
     }
   });

@@ -651,6 +651,18 @@ const cases: Case[] = [
     message: /cert is not used by openvpn static-key/,
   },
   {
+    rule: "a WireGuard tunnel network that holds the VPN endpoint",
+    text: edit(
+      edit(WG_FOO, "remote: vpn.foo.example.com ", "remote: 10.255.7.1 "),
+      /^ {6}address: 10\.255\.0\.2\/32$/m,
+      "      address: 10.255.0.2/16",
+    ),
+    path: "runners[0].vpn.address",
+    at: /address: 10\.255\.0\.2\/16/,
+    message:
+      /10\.255\.0\.2\/16 puts the VPN endpoint 10\.255\.7\.1 inside the tunnel: the runner routes 10\.255\.0\.0\/16 into the WireGuard interface/,
+  },
+  {
     rule: "tls needs a CA",
     text: edit(FOO, "auth: static-key ", "auth: tls "),
     path: "vpn",
