@@ -74,6 +74,46 @@ function capped<T>(
 }
 
 /**
+ * The flow collections (`[...]`, `{...}`) of a document that were never closed, by the offset
+ * where the parser gave up on them (their end) and their closing bracket; the innermost first,
+ * as it reports them.
+ */
+function unclosedFlowCollections(
+  doc: Document,
+  text: string,
+): Map<string, number[]> {
+  const byEnd = new Map<string, number[]>();
+  // A document nested past the stack is reported as such; its brackets then stay where the
+  // parser put them.
+  try {
+    visitFlow(doc, text, byEnd);
+  } catch (e) {
+    if (!(e instanceof RangeError)) throw e;
+    byEnd.clear();
+  }
+  return byEnd;
+}
+
+function visitFlow(
+  doc: Document,
+  text: string,
+  byEnd: Map<string, number[]>,
+): void {
+  visit(doc, {
+    Collection(_, node) {
+      const range = node.range;
+      if (!node.flow || !range) return;
+      const close = text[range[0]] === "[" ? "]" : "}";
+      if (text.slice(range[0], range[1]).trimEnd().endsWith(close)) return;
+      const key = `${range[1]} ${close}`;
+      const list = byEnd.get(key) ?? [];
+      list.unshift(range[0]);
+      byEnd.set(key, list);
+    },
+  });
+}
+
+/**
  * Parse the text of one lab file. Never throws for bad input: every problem comes back as a
  * diagnostic. `reader: "reference"` skips the fast reader of plain YAML (tests compare both).
  */
@@ -170,32 +210,53 @@ export function parseLabSource(
   };
   const problems = doc.errors;
   if (problems.length > 0) {
-    return {
-      ok: false,
-      diagnostics: capped(problems, (e) => {
-        const [message, hint] =
-          e.code === "DUPLICATE_KEY"
+    const opened = unclosedFlowCollections(doc, text);
+    const diagnostics = problems.map((e) => {
+      // The parser reports an unclosed `[` or `{` where the text goes on without it, once
+      // per collection: each is shown at its own opening bracket instead.
+      const close = /^Flow (?:sequence|map) .*end with an? ([\]}])/.exec(
+        e.message,
+      )?.[1];
+      const open = close
+        ? opened.get(`${e.pos[0]} ${close}`)?.shift()
+        : undefined;
+      if (open !== undefined)
+        return errorAt(
+          open,
+          `YAML syntax error: this ${close === "]" ? "[" : "{"} is never closed: a flow ${close === "]" ? "sequence" : "mapping"} must end with ${close}`,
+          `close it with ${close}; if the lines after it belong to it, indent them under its key`,
+        );
+      const [message, hint] =
+        e.code === "DUPLICATE_KEY"
+          ? [
+              "duplicate key in a mapping",
+              "each key may appear once; remove or merge the repeated one",
+            ]
+          : /call stack/i.test(e.message)
             ? [
-                "duplicate key in a mapping",
-                "each key may appear once; remove or merge the repeated one",
+                "the YAML document is nested too deeply",
+                "a lab file is a few levels deep; check for runaway brackets",
               ]
-            : /call stack/i.test(e.message)
+            : e.code === "MULTIPLE_DOCS"
               ? [
-                  "the YAML document is nested too deeply",
-                  "a lab file is a few levels deep; check for runaway brackets",
+                  "the file holds more than one YAML document",
+                  "a lab file is one document: remove the `---` line and what follows it, or put that lab in a file of its own",
                 ]
-              : e.code === "MULTIPLE_DOCS"
-                ? [
-                    "the file holds more than one YAML document",
-                    "a lab file is one document: remove the `---` line and what follows it, or put that lab in a file of its own",
-                  ]
-                : [
-                    `YAML syntax error: ${firstLine(e.message)}`,
-                    "fix the YAML syntax at this position (indentation, quotes, brackets)",
-                  ];
-        return errorAt(e.pos[0], message, hint);
-      }),
-    };
+              : [
+                  `YAML syntax error: ${firstLine(e.message)}`,
+                  "fix the YAML syntax at this position (indentation, quotes, brackets)",
+                ];
+      return errorAt(e.pos[0], message, hint);
+    });
+    // The same message at the same place, once.
+    const seen = new Set<string>();
+    const distinct = diagnostics.filter((d) => {
+      const key = `${d.line}:${d.column} ${d.message}`;
+      if (seen.has(key)) return false;
+      seen.add(key);
+      return true;
+    });
+    return { ok: false, diagnostics: capped(distinct, (d) => d) };
   }
 
   // `%YAML 1.1` makes the yaml package read by YAML 1.1's rules (`0644` octal, `19:54` base

@@ -1478,6 +1478,33 @@ for (const c of crossCases) {
   });
 }
 
+test("an unclosed [ or { is reported at itself, once each, not repeated where the text goes on", () => {
+  for (const [text, expected] of [
+    [
+      "version: 1\nintranet: { cidrs: [[[10.0.0.0/16\n",
+      [
+        ["2:11", "{", "mapping"],
+        ["2:20", "[", "sequence"],
+        ["2:21", "[", "sequence"],
+        ["2:22", "[", "sequence"],
+      ],
+    ],
+    [
+      "version: 1\nintranet: { cidrs: [10.0.0.0/16] # ]\nname: foo\n",
+      [["2:11", "{", "mapping"]],
+    ],
+  ] as const) {
+    const d = checkLabs([{ file: FILE, text }]).diagnostics;
+    assert.equal(
+      d.map((x) => `${x.line}:${x.column} ${x.message}`),
+      expected.map(
+        ([at, bracket, kind]) =>
+          `${at} YAML syntax error: this ${bracket} is never closed: a flow ${kind} must end with ${bracket === "[" ? "]" : "}"}`,
+      ),
+    );
+  }
+});
+
 test("a number past 2^53 or infinite is one error that shows it as written", () => {
   for (const written of [
     "9007199254740993",
