@@ -116,6 +116,11 @@ function notLabText(entry: unknown, i: number): Diagnostic | undefined {
       `labs[${i}]`,
       `the lab's file is ${describe(file)}, not a string`,
     );
+  if (file === "")
+    return misuse(
+      `labs[${i}]`,
+      "the lab's file is an empty string: it names the lab in messages and in the header of every file made from it",
+    );
   if (typeof text !== "string" && !(text instanceof Uint8Array))
     return misuse(
       /[\p{Cc}\p{Zl}\p{Zp}]/u.test(file) ? JSON.stringify(file) : file,

@@ -130,6 +130,11 @@ test("checkLabs never throws for what it is given: each thing that is no lab tex
       /the lab's file is an undefined, not a string/,
     ],
     [
+      [{ file: "", text: "version: 1" }],
+      "labs[0]",
+      /the lab's file is an empty string/,
+    ],
+    [
       [{ file: "a.yaml", text: 5 }],
       "a.yaml",
       /the lab's text is a number, not a string or a Uint8Array/,
