@@ -200,13 +200,22 @@ test("--check compares only the executable bit of modes (what version control ke
   }
 });
 
-test("the manifest: files the lab no longer produces are removed, files gen-lab did not write are kept", () => {
+/** The example lab copied into a temporary directory and written to `out` beside it. */
+function withFooWritten(check: (lab: string, out: string) => void): void {
   const { dir, cleanup } = tempDir();
   try {
     const lab = path.join(dir, "foo.yaml");
     fs.writeFileSync(lab, fs.readFileSync(FOO));
     const out = path.join(dir, "out");
     assert.is(runCli([lab, "-o", out]).status, 0);
+    check(lab, out);
+  } finally {
+    cleanup();
+  }
+}
+
+test("the manifest: files the lab no longer produces are removed, files gen-lab did not write are kept", () => {
+  withFooWritten((lab, out) => {
     fs.writeFileSync(path.join(out, "foo", "NOTES.txt"), "mine\n");
     fs.mkdirSync(path.join(out, "foo", "runners", "foo-2", "extra"), {
       recursive: true,
@@ -243,18 +252,11 @@ test("the manifest: files the lab no longer produces are removed, files gen-lab 
     assert.is(tree.get("unrelated.txt")?.contents, "not ours\n");
     const leftovers = fs.readdirSync(out).filter((n) => n.startsWith("."));
     assert.equal(leftovers, [], "no staging directories left");
-  } finally {
-    cleanup();
-  }
+  });
 });
 
 test("the manifest: a file the lab no longer produces that was edited since, or a file a changed manifest lists, is kept with a warning", () => {
-  const { dir, cleanup } = tempDir();
-  try {
-    const lab = path.join(dir, "foo.yaml");
-    fs.writeFileSync(lab, fs.readFileSync(FOO));
-    const out = path.join(dir, "out");
-    assert.is(runCli([lab, "-o", out]).status, 0);
+  withFooWritten((lab, out) => {
     const edited = "foo/runners/foo-2/worker-user-data.yaml";
     fs.appendFileSync(path.join(out, edited), "# my tweak\n");
     const untouched =
@@ -299,9 +301,7 @@ test("the manifest: a file the lab no longer produces that was edited since, or 
     assert.is(again.status, 0, again.stderr);
     assert.is(again.stderr, "");
     assert.ok(readTree(out).has(edited));
-  } finally {
-    cleanup();
-  }
+  });
 });
 
 test("an unchanged lab is not rewritten", () => {
