@@ -16,6 +16,7 @@ import type { LabModel } from "../src/model.js";
 import { paths } from "../src/render/paths.js";
 import { k8sName, CRONJOB_NAME_MAX } from "../src/render/kubernetes.js";
 import { tfNames } from "../src/render/terraform.js";
+import { listMarker } from "../src/render/templates.js";
 import { ROOT, validFixtures } from "./helpers.js";
 
 const FOO = fs.readFileSync(path.join(ROOT, "labs", "foo.yaml"), "utf8");
@@ -325,8 +326,33 @@ for (const { file, text } of labs) {
       ),
     );
     assert.ok(f.contents.includes("amazonec2-userdata="));
+    // The deploy steps are numbered in order, one per runner, and every line that continues
+    // a step is indented to its text (column 5), so Markdown keeps it in that step.
+    const deploy = f.contents.slice(
+      f.contents.indexOf("## Deploy"),
+      f.contents.indexOf("## Check it on a runner"),
+    );
+    const steps = [...deploy.matchAll(/^(\d+)\.  ?\S/gm)].map((m) =>
+      Number(m[1]),
+    );
+    assert.equal(
+      steps,
+      Array.from({ length: lab.runners.length + 3 }, (_, i) => i + 1),
+    );
+    const body = deploy.slice(deploy.search(/^1\. /m));
+    for (const line of body.split("\n"))
+      assert.ok(
+        line === "" || /^\d+\. {1,2}\S/.test(line) || line.startsWith("    "),
+        `not inside its step: ${JSON.stringify(line)}`,
+      );
   });
 }
+
+test("list markers keep a step's text in column 5, up to step 99", () => {
+  assert.is(`${listMarker(2)} x`, "2.  x");
+  assert.is(`${listMarker(10)} x`, "10. x");
+  assert.is(`${listMarker(99)} x`.indexOf("x"), 4);
+});
 
 test("kubernetes names: at most 52 characters, cut deterministically and kept unique", () => {
   const cases: [string, string][] = [
