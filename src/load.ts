@@ -80,8 +80,12 @@ export function checkLabs(texts: readonly LabText[]): CheckResult {
   const sorted = sortDiagnostics(diagnostics);
   if (sorted.some((d) => d.severity === "error"))
     return { labs: undefined, diagnostics: sorted };
+  // One object for the labs checked together: only such labs are rendered together.
+  const set = {};
   return {
-    labs: checked.map((c) => sealModel(resolveLab(c.input, c.source.file))),
+    labs: checked.map((c) =>
+      sealModel(resolveLab(c.input, c.source.file), set),
+    ),
     diagnostics: sorted,
   };
 }

@@ -307,11 +307,13 @@ function resolveTunnel(
 }
 
 /**
- * Models made from labs that passed validation. The renderers trust a model's values (names go
- * into paths and scripts unquoted where validation made that safe), so `generate` renders
- * these and nothing else; they are frozen, so what was checked is what is rendered.
+ * Models made from labs that passed validation, each with the set it was validated in (one
+ * checkLabs call). The renderers trust a model's values (names go into paths and scripts
+ * unquoted where validation made that safe), and the rules across labs hold only within a set,
+ * so `generate` renders labs of one set and nothing else; models are frozen, so what was
+ * checked is what is rendered.
  */
-const VALIDATED = new WeakSet<object>();
+const VALIDATED = new WeakMap<object, object>();
 
 function deepFreeze(value: unknown): void {
   if (typeof value !== "object" || value === null || Object.isFrozen(value))
@@ -320,10 +322,13 @@ function deepFreeze(value: unknown): void {
   for (const v of Object.values(value)) deepFreeze(v);
 }
 
-/** Mark a model made by resolveLab from a validated lab (load.ts) as one gen-lab renders. */
-export function sealModel(model: LabModel): LabModel {
+/**
+ * Mark a model made by resolveLab from a validated lab (load.ts) as one gen-lab renders, with
+ * `set`: one object for all the labs checked together.
+ */
+export function sealModel(model: LabModel, set: object): LabModel {
   deepFreeze(model);
-  VALIDATED.add(model);
+  VALIDATED.set(model, set);
   return model;
 }
 
@@ -336,10 +341,16 @@ export function validatedModels(
   labs: readonly unknown[],
 ): readonly LabModel[] {
   const names = new Map<string, number>();
+  let set: object | undefined;
   labs.forEach((lab, i) => {
     if (typeof lab !== "object" || lab === null || !VALIDATED.has(lab))
       throw new TypeError(
         `${caller}: labs[${i}] is ${lab === null ? "null" : typeof lab === "object" ? "an object gen-lab did not make" : `a ${typeof lab}`}, not a lab model from checkLabs, parseLab or loadLab. gen-lab renders only labs it has validated: write the lab as YAML and parse it`,
+      );
+    set ??= VALIDATED.get(lab);
+    if (VALIDATED.get(lab) !== set)
+      throw new TypeError(
+        `${caller}: labs[${i}] and labs[0] were validated apart (by two calls of checkLabs, parseLab(s) or loadLab(s)), so the rules across labs (names, credentials, runner tags, ranges in a shared VPC) never saw them together: check the labs rendered together in one call`,
       );
     const { name } = lab as LabModel;
     const first = names.get(name);

@@ -205,8 +205,17 @@ test("generate() renders only models gen-lab validated, and they cannot be chang
       /labs\[1\] is null/,
     ],
     [
-      "two labs of one name, checked apart",
-      () => generate([foo, parseLab(text, "labs/foo.yaml")]),
+      "two labs checked apart, which conflict",
+      () =>
+        generate([
+          foo,
+          parseLab(text.replace(/^name: foo /m, "name: bar "), "labs/bar.yaml"),
+        ]),
+      /labs\[1\] and labs\[0\] were validated apart/,
+    ],
+    [
+      "one lab twice",
+      () => generate([foo, foo]),
       /labs\[1\] and labs\[0\] are both lab foo/,
     ],
   ];
@@ -385,14 +394,13 @@ test("generated ASCII files are stored one byte per character, on the first run 
   // A two-byte string holds twice the memory and is slower to hash and write. In V8 a string
   // built from a former property key can be two-byte although every character is ASCII: the
   // Terraform file was, and only on a second run over the same labs.
-  const labs = [
-    ...validFixtures().map((file) =>
-      parseLab(fs.readFileSync(file, "utf8"), file),
-    ),
-    ...parseLabs(
-      syntheticLabs(40).map((l) => ({ file: l.file, text: l.text })),
-    ),
-  ];
+  const labs = parseLabs([
+    ...validFixtures().map((file) => ({
+      file,
+      text: fs.readFileSync(file, "utf8"),
+    })),
+    ...syntheticLabs(40).map((l) => ({ file: l.file, text: l.text })),
+  ]);
   for (let run = 1; run <= 3; run++) {
     const files = generate(labs);
     const twoByte = files
