@@ -1878,6 +1878,14 @@ function checkRunnerTags(
       : ["pipeline"];
   const tagText = (i: number): string =>
     `[${[...tags[i]!].join(", ")}]${labs[i]!.input.pipeline.runner_tags ? "" : " (the default: the lab name)"}`;
+  /** A tag for lab i that no lab on its GitLab has: its name if free, else a variant of it. */
+  const unusedTag = (i: number): string => {
+    const name = labs[i]!.input.name;
+    const free = (t: string) => !withTag.has(`${instances[i]} ${t}`);
+    for (const t of [name, `${name}-lab`, `lab-${name}`, `${name}-runners`])
+      if (free(t)) return t;
+    for (let n = 2; ; n++) if (free(`${name}-${n}`)) return `${name}-${n}`;
+  };
   // Each lab is reported once, against the first lab it clashes with.
   const reported = new Set<number>();
   labs.forEach((_, i) => {
@@ -1906,9 +1914,9 @@ function checkRunnerTags(
               ? `runner tags ${tagText(late)} are all tags of lab ${other}'s runners (${tagText(early)} at ${where}) on ${host}: GitLab could run this lab's jobs on them, which reach only lab ${other}'s intranet`
               : `runner tags ${tagText(late)} include every tag of lab ${other} (${tagText(early)} at ${where}) on ${host}: GitLab could run lab ${other}'s jobs on this lab's runners, which reach only this lab's intranet`,
           same
-            ? `give each lab on one GitLab a tag of its own, e.g. runner_tags: [${labs[late]!.input.name}] (the default)`
+            ? `give each lab on one GitLab a tag of its own, e.g. runner_tags: [${unusedTag(late)}]`
             : late === i
-              ? `give this lab a tag no other lab's runners have, e.g. add ${labs[late]!.input.name} to runner_tags`
+              ? `give this lab a tag no other lab's runners have, e.g. add ${unusedTag(late)} to runner_tags`
               : `leave lab ${other}'s tags off this lab's runners, e.g. runner_tags: [${[...tags[late]!].filter((t) => !tags[early]!.has(t)).join(", ")}]`,
         );
     }

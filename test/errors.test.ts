@@ -1580,6 +1580,37 @@ test("labs sharing runner tags on different GitLab instances, or a tag among oth
   }
 });
 
+test("the runner tag a conflict's hint suggests ends the conflict", () => {
+  const first = edit(FOO, "runner_tags: [foo]", "runner_tags: [foo, bar]");
+  for (const [tags, fixed] of [
+    // bar's jobs would run on foo's runners: add a tag; foo already has "bar".
+    ["[foo]", (tag: string) => `[foo, ${tag}]`],
+    // The same tags: a tag of bar's own.
+    ["[foo, bar]", (tag: string) => `[${tag}]`],
+  ] as const) {
+    const other = (t: string) =>
+      otherLab((x) => x.replace("runner_tags: [bar]", `runner_tags: ${t}`));
+    const d = checkLabs([
+      { file: FILE, text: first },
+      { file: "labs/bar.yaml", text: other(tags) },
+    ]).diagnostics.find((x) => x.path === "pipeline.runner_tags");
+    const tag = /(?:add (\S+) to runner_tags|runner_tags: \[(\S+)\])$/.exec(
+      d?.hint ?? "",
+    );
+    assert.ok(tag, d?.hint);
+    const suggested = tag![1] ?? tag![2]!;
+    assert.is.not(suggested, "bar", "a tag the other lab has");
+    const result = checkLabs([
+      { file: FILE, text: first },
+      { file: "labs/bar.yaml", text: other(fixed(suggested)) },
+    ]);
+    assert.equal(
+      result.diagnostics.filter((x) => x.severity === "error"),
+      [],
+    );
+  }
+});
+
 test("a thousand labs with one runner tag: each later lab reported once, quickly", () => {
   const texts = syntheticLabs(1000).map((l) => ({
     file: l.file,
