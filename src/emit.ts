@@ -772,6 +772,15 @@ function checkGroups(
       "check",
       budget,
     );
+    // What a write would refuse in a lab it has to rewrite (something of the user's in the
+    // way of a generated file, a mount point), --check refuses alike: it never advises a run
+    // that then fails.
+    const dir = labDirectory(outDir, lab);
+    if (
+      change.added.length + change.changed.length + change.removed.length > 0 &&
+      isDirectory(dir)
+    )
+      carriedOver(dir, lab, labFiles, generatedDirectories(labFiles));
     changes.push(change);
     for (const patch of labPatches) patches.push(patch);
   }
@@ -1175,6 +1184,15 @@ function carriedState(file: string): string {
     : `file ${st.size} ${st.mtimeMs} ${st.ino}`;
 }
 
+/** The directories a lab's files lie in, relative to its directory. */
+function generatedDirectories(labFiles: readonly GeneratedFile[]): Set<string> {
+  const dirs = new Set<string>();
+  for (const f of labFiles)
+    for (let i = f.path.indexOf("/"); i >= 0; i = f.path.indexOf("/", i + 1))
+      dirs.add(f.path.slice(0, i));
+  return dirs;
+}
+
 /**
  * Build one lab's new tree in its staging directory beside its directory
  * (`.<lab>.gen-lab-new`, made by the caller, empty): each directory made once, each file
@@ -1189,11 +1207,7 @@ function buildStaging(
 ): Staged {
   const dir = path.join(outDir, lab);
   const staging = path.join(outDir, newName(lab));
-  const dirs = new Set<string>();
-  for (const f of labFiles) {
-    for (let i = f.path.indexOf("/"); i >= 0; i = f.path.indexOf("/", i + 1))
-      dirs.add(f.path.slice(0, i));
-  }
+  const dirs = generatedDirectories(labFiles);
   const { carried, owned } = carriedOver(dir, lab, labFiles, dirs);
 
   for (const d of [...dirs].sort()) makeDirectory(path.join(staging, d), umask);

@@ -304,6 +304,43 @@ test("the manifest: a file the lab no longer produces that was edited since, or 
   });
 });
 
+test("--check refuses what a write would refuse: something of the user's in the way of a generated file or directory", () => {
+  for (const [what, block] of [
+    [
+      "a directory where the README goes",
+      (out: string) => {
+        fs.rmSync(path.join(out, "foo", "README.md"));
+        fs.mkdirSync(path.join(out, "foo", "README.md"));
+        fs.writeFileSync(
+          path.join(out, "foo", "README.md", "notes.txt"),
+          "x\n",
+        );
+      },
+    ],
+    [
+      "a link where a generated directory goes",
+      (out: string) => {
+        const moved = path.join(path.dirname(out), "elsewhere");
+        fs.renameSync(path.join(out, "foo", "pipeline-data"), moved);
+        fs.symlinkSync(moved, path.join(out, "foo", "pipeline-data"));
+      },
+    ],
+  ] as const)
+    withFooWritten((lab, out) => {
+      block(out);
+      const check = runCli([lab, "-o", out, "--check"]);
+      const write = runCli([lab, "-o", out]);
+      assert.is(write.status, 2, `${what}: ${write.stderr}`);
+      assert.is(check.status, 2, `${what}: --check said ${check.stderr}`);
+      const reason = (r: { stderr: string }) => r.stderr.split("\n")[0];
+      assert.is(reason(check), reason(write), what);
+      assert.match(
+        reason(check),
+        /gen-lab did not write\) is in the way of the generated/,
+      );
+    });
+});
+
 test("an unchanged lab is not rewritten", () => {
   const { dir, cleanup } = tempDir();
   try {
@@ -1080,10 +1117,12 @@ test("--check never reads through a symbolic link inside the lab directory", () 
     assert.is(runCli([FOO, "-o", out, "-q"]).status, 0);
     fs.rmSync(path.join(out, "foo", "pipeline-data"), { recursive: true });
     fs.symlinkSync(elsewhere, path.join(out, "foo", "pipeline-data"));
+    // --check, as writing would, refuses to go past the link the user put there.
     const r = runCli([FOO, "-o", out, "--check"]);
-    assert.is(r.status, 1);
+    assert.is(r.status, 2, r.stderr);
+    assert.match(r.stderr, /a link gen-lab did not write\) is in the way/);
     assert.not.match(r.stdout + r.stderr, /hunter2/);
-    // Writing refuses to replace the link the user put there, and leaves it alone.
+    // Writing refuses to replace the link, and leaves it alone.
     assertRefused(
       runCli([FOO, "-o", out]),
       /pipeline-data \(a link gen-lab did not write\) is in the way of the generated directory foo\/pipeline-data/,
