@@ -458,31 +458,28 @@ function readManifest(dir: string): Map<string, string | undefined> {
 }
 
 /**
- * The files a lab's manifest lists that the lab no longer makes, split: `removable` still
- * hold the bytes gen-lab wrote (their sha256 is the manifest's); `edited` were changed since
- * (or the manifest was), and are the user's now. Each read as `readInside` reads.
+ * The regular files a lab's manifest lists that the lab no longer makes, split: `removable`
+ * still hold the bytes gen-lab wrote (their sha256 is the manifest's); `edited` were changed
+ * since (or the manifest was), and are the user's now. Each read as `readInside` reads; what
+ * is no regular file there now (a link, a directory) is not gen-lab's either.
  */
 function noLongerMade(
   dir: string,
   generated: ReadonlySet<string>,
   readInside: (rel: string) => OnDisk | undefined,
-): { removable: string[]; edited: string[] } {
-  const removable: string[] = [];
+): { removable: [string, OnDisk][]; edited: string[] } {
+  const removable: [string, OnDisk][] = [];
   const edited: string[] = [];
   for (const [p, sha256] of readManifest(dir)) {
     if (generated.has(p)) continue;
     const onDisk = readInside(p);
-    if (!onDisk) {
-      // A link or directory where gen-lab wrote a file is the user's; nothing is nothing.
-      if (fs.lstatSync(path.join(dir, p), { throwIfNoEntry: false }))
-        edited.push(p);
-      continue;
-    }
+    if (!onDisk) continue;
     const unedited =
       onDisk.contents !== undefined &&
       sha256 !== undefined &&
       hash("sha256", onDisk.contents, "hex") === sha256;
-    (unedited ? removable : edited).push(p);
+    if (unedited) removable.push([p, onDisk]);
+    else edited.push(p);
   }
   return { removable, edited };
 }
@@ -656,12 +653,12 @@ function compareLab(
   const generated = new Set(files.map((f) => f.path));
   const removed: string[] = [];
   const { removable, edited } = noLongerMade(dir, generated, readInside);
-  for (const p of removable) {
+  for (const [p, onDisk] of removable) {
     const rel = `${lab}/${p}`;
     removed.push(rel);
     if (withPatches)
       patches.push(
-        patchOf(budget, `a/${rel}`, "/dev/null", patchText(readInside(p)!), ""),
+        patchOf(budget, `a/${rel}`, "/dev/null", patchText(onDisk), ""),
       );
   }
   const kept = edited.map((p) => `${lab}/${p}`);
@@ -1280,7 +1277,9 @@ function carriedOver(
     );
   const generated = new Set(labFiles.map((f) => f.path));
   const owned = new Set([
-    ...noLongerMade(dir, generated, insideReader(dir)).removable,
+    ...noLongerMade(dir, generated, insideReader(dir)).removable.map(
+      ([p]) => p,
+    ),
     ...generated,
   ]);
   const carried: [string, EntryKind][] = [];
