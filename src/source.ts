@@ -67,8 +67,19 @@ function capped<T>(
   problems: readonly T[],
   toDiagnostic: (p: T) => Diagnostic,
 ): Diagnostic[] {
-  const shown = problems.slice(0, MAX_DIAGNOSTICS_PER_FILE).map(toDiagnostic);
-  const more = problems.length - shown.length;
+  // Each made only when it may be shown: a file of stray brackets has a million problems.
+  const shown: Diagnostic[] = [];
+  const seen = new Set<string>();
+  let i = 0;
+  for (; i < problems.length && shown.length < MAX_DIAGNOSTICS_PER_FILE; i++) {
+    const d = toDiagnostic(problems[i]!);
+    // The same message at the same place, once.
+    const key = `${d.line}:${d.column} ${d.message}`;
+    if (seen.has(key)) continue;
+    seen.add(key);
+    shown.push(d);
+  }
+  const more = problems.length - i;
   if (more > 0) shown.push(notShown(more, shown[shown.length - 1]!));
   return shown;
 }
@@ -210,15 +221,16 @@ export function parseLabSource(
   };
   const problems = doc.errors;
   if (problems.length > 0) {
-    const opened = unclosedFlowCollections(doc, text);
-    const diagnostics = problems.map((e) => {
+    let opened: Map<string, number[]> | undefined;
+    const toDiagnostic = (e: (typeof problems)[number]): Diagnostic => {
       // The parser reports an unclosed `[` or `{` where the text goes on without it, once
       // per collection: each is shown at its own opening bracket instead.
       const close = /^Flow (?:sequence|map) .*end with an? ([\]}])/.exec(
         e.message,
       )?.[1];
+      if (close) opened ??= unclosedFlowCollections(doc, text);
       const open = close
-        ? opened.get(`${e.pos[0]} ${close}`)?.shift()
+        ? opened!.get(`${e.pos[0]} ${close}`)?.shift()
         : undefined;
       if (open !== undefined)
         return errorAt(
@@ -247,16 +259,8 @@ export function parseLabSource(
                   "fix the YAML syntax at this position (indentation, quotes, brackets)",
                 ];
       return errorAt(e.pos[0], message, hint);
-    });
-    // The same message at the same place, once.
-    const seen = new Set<string>();
-    const distinct = diagnostics.filter((d) => {
-      const key = `${d.line}:${d.column} ${d.message}`;
-      if (seen.has(key)) return false;
-      seen.add(key);
-      return true;
-    });
-    return { ok: false, diagnostics: capped(distinct, (d) => d) };
+    };
+    return { ok: false, diagnostics: capped(problems, toDiagnostic) };
   }
 
   // `%YAML 1.1` makes the yaml package read by YAML 1.1's rules (`0644` octal, `19:54` base
