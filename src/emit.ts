@@ -175,8 +175,8 @@ const LAB_DIRECTORY = /^[a-z][a-z0-9]{0,15}$/;
 
 /**
  * The files a library caller gave writeTree or checkTree: each path `<lab>/<path in the lab>`
- * with a lab name first and no empty, `.` or `..` part nor NUL, so nothing lands outside its
- * lab's directory; permission bits for a mode; text contents; no path twice, and none below
+ * with a lab name first and a path in the lab a manifest may list ({@link isSafeRelative}), so
+ * nothing lands outside its lab's directory; permission bits for a mode; text contents; no path twice, and none below
  * another file. Throws a TypeError naming the first file that is not, before any file system
  * call: a caller's programming error, not bad input.
  */
@@ -196,19 +196,15 @@ function validFiles(
       throw problem("is not a { path, mode, contents } object");
     const { path: p, mode, contents } = f as Record<string, unknown>;
     if (typeof p !== "string") throw problem("has no string path");
-    const parts = p.split("/");
-    if (parts.length < 2 || !LAB_DIRECTORY.test(parts[0]!))
+    const slash = p.indexOf("/");
+    if (slash < 0 || !LAB_DIRECTORY.test(p.slice(0, slash)))
       throw problem(
         `(${JSON.stringify(p)}): a path must be <lab>/<path in the lab>, the lab a lab name`,
       );
-    if (
-      parts.some(
-        (part) =>
-          part === "" || part === "." || part === ".." || part.includes("\0"),
-      )
-    )
+    // What a manifest may list: a path written here is one a later run can find again.
+    if (!isSafeRelative(p.slice(slash + 1)))
       throw problem(
-        `(${JSON.stringify(p)}): a path may hold no empty, "." or ".." part nor NUL: it would leave the lab's directory or name nothing`,
+        `(${JSON.stringify(p)}): a path may hold no empty, "." or ".." part nor NUL or backslash: it would leave the lab's directory, name nothing, or be a path no manifest lists`,
       );
     if (
       typeof mode !== "number" ||
