@@ -314,10 +314,10 @@ function runLabs(args: Args & { labs: string[]; out: string }, io: Io): number {
     // shown escaped, as diagnostics are, so a diff cannot drive the terminal or a CI log.
     io.out(visibleLines(diff));
     const named = drift
-      .slice(0, STALE_LABS_NAMED)
+      .slice(0, NAMED_AT_MOST)
       .map((c) => `${c.lab}: ${summarize(c)}`);
-    if (drift.length > STALE_LABS_NAMED)
-      named.push(`${drift.length - STALE_LABS_NAMED} more labs`);
+    if (drift.length > NAMED_AT_MOST)
+      named.push(`${drift.length - NAMED_AT_MOST} more labs`);
     io.err(
       `gen-lab: ${visible(args.out)} is stale: ${named.join("; ")}. Run gen-lab without --check to update it.\n`,
     );
@@ -342,22 +342,25 @@ function runLabs(args: Args & { labs: string[]; out: string }, io: Io): number {
 
 /**
  * Files the labs no longer make that were edited since gen-lab wrote them: kept, each named
- * (ten, then a count), so nobody's change goes without a word.
+ * (NAMED_AT_MOST, then a count), so nobody's change goes without a word.
  */
 function warnKept(changes: readonly TreeChange[], io: Io): void {
   const kept = changes.flatMap((c) => c.kept ?? []);
-  for (const file of kept.slice(0, STALE_LABS_NAMED))
+  for (const file of kept.slice(0, NAMED_AT_MOST))
     io.err(
       `gen-lab: warning: ${visible(file)} is no longer generated, but it was edited since gen-lab wrote it (its sha256 is not the manifest's): it is kept, as your file; delete it if nothing needs it\n`,
     );
-  if (kept.length > STALE_LABS_NAMED)
+  if (kept.length > NAMED_AT_MOST)
     io.err(
-      `gen-lab: warning: ${kept.length - STALE_LABS_NAMED} more edited files that are no longer generated are kept\n`,
+      `gen-lab: warning: ${kept.length - NAMED_AT_MOST} more edited files that are no longer generated are kept\n`,
     );
 }
 
-/** Labs the stale message names; the rest are counted (the diff above shows them all). */
-const STALE_LABS_NAMED = 10;
+/**
+ * Labs the stale message names, and kept files the warnings name; the rest are counted (the
+ * diff shows every stale lab).
+ */
+const NAMED_AT_MOST = 10;
 
 function describeLabs(changes: readonly TreeChange[]): string {
   return `${changes.length} lab(s), ${changes.reduce((n, c) => n + c.unchanged, 0)} files`;
