@@ -25,6 +25,7 @@ readonly DEBIAN_NEEDS=(
   logger:bsdutils
   dpkg-deb:dpkg
   /usr/lib/python3/dist-packages/yaml/__init__.py:python3-yaml
+  /usr/libexec/ipsec/algparse:libreswan
 )
 
 missing=()

@@ -278,8 +278,9 @@ const WireGuardSchema = z.strictObject({
 const IpsecSchema = z.strictObject({
   type: z.literal("ipsec"),
   remote: Host,
+  // libreswan's proposal syntax uses only these characters; validate.ts checks the grammar.
   ike: pattern(
-    /^[a-z0-9]+(-[a-z0-9]+)*(,[a-z0-9]+(-[a-z0-9]+)*)*$/,
+    /^[A-Za-z0-9_+;,-]+$/,
     "an IKE proposal list",
     "aes256-sha256-modp2048",
   ).optional(),

@@ -32,6 +32,7 @@ import {
 } from "./schema.js";
 import type { LabSource, YamlPath } from "./source.js";
 import { checkSchedule } from "./cron.js";
+import { ikeProblem } from "./ike.js";
 
 /** Collects located diagnostics for one lab file. */
 class Reporter {
@@ -1074,6 +1075,15 @@ function checkTunnels(
     case "ipsec":
       kind = "ipsec";
       required = ["psk_file"];
+      if (vpn.ike !== undefined) {
+        const problem = ikeProblem(vpn.ike);
+        if (problem !== undefined)
+          r.error(
+            ["vpn", "ike"],
+            `libreswan refuses this IKE proposal list: ${problem}`,
+            "write the lab's proposal as libreswan takes it, <encryption>-<PRF>-<DH> (e.g. aes256-sha256-modp2048, aes_gcm256-sha2_256-dh19), or leave ike out for libreswan's defaults; `ipsec algparse -v2 ike=<proposal>` checks one",
+          );
+      }
       break;
   }
   const all: Field[] = [
