@@ -1075,6 +1075,14 @@ function checkTunnels(
     case "ipsec":
       kind = "ipsec";
       required = ["psk_file"];
+      // NetworkManager-libreswan passes the ranges on as one rightsubnet=a,b: libreswan 5 reads
+      // that as several traffic selectors, libreswan 4 refuses the connection ("bad subnet").
+      if (lab.intranet.cidrs.length > 1)
+        r.warn(
+          ["intranet", "cidrs"],
+          `an ipsec tunnel to ${lab.intranet.cidrs.length} intranet ranges needs libreswan 5 or later on the runners: libreswan 4 (RHEL 9, Debian 12) refuses a list in rightsubnet`,
+          "make sure the runners' image has libreswan 5, or cover the intranet with one range",
+        );
       if (vpn.ike !== undefined) {
         const problem = ikeProblem(vpn.ike);
         if (problem !== undefined)

@@ -90,6 +90,70 @@ test("ipsec: libreswan IKEv2 profile, PSK left to the loader", () => {
   assert.not.match(vpn, /pskvalue=/);
 });
 
+/**
+ * The libreswan conn NetworkManager-libreswan would write from a profile's [vpn] data (its
+ * keys as ipsec.conf options), read by Debian's libreswan 4.10 (`readwriteconf`): what
+ * libreswan refuses to load. Empty when it loads the conn.
+ */
+function libreswanRefuses(keyfile: string): string {
+  const vpn = keyfile.split(/^\[vpn\]$/m)[1]!.split(/^\[/m)[0]!;
+  const options = ["right", "ikev2", "ike", "rightsubnet"].flatMap((key) => {
+    const m = new RegExp(`^${key}=(.*)$`, "m").exec(vpn);
+    return m ? [`\t${key}=${m[1]}`] : [];
+  });
+  const { dir, cleanup } = tempDir();
+  try {
+    const conf = path.join(dir, "ipsec.conf");
+    fs.writeFileSync(
+      conf,
+      [
+        "config setup",
+        "",
+        "conn lab",
+        "\tleft=%defaultroute",
+        "\tauthby=secret",
+        "\tleftmodecfgclient=yes",
+        ...options,
+        "\tauto=add",
+        "",
+      ].join("\n"),
+    );
+    const r = spawnSync(
+      "/usr/libexec/ipsec/readwriteconf",
+      ["--config", conf],
+      { encoding: "utf8" },
+    );
+    assert.is(r.error, undefined, "runs readwriteconf");
+    return [r.stdout, r.stderr]
+      .join("\n")
+      .split("\n")
+      .filter((l) => /bad|ignoring|error/i.test(l))
+      .join("\n");
+  } finally {
+    cleanup();
+  }
+}
+
+test("ipsec: libreswan 4 loads the conn; with two intranet ranges it refuses, and gen-lab warns", () => {
+  const vpn = one(filesOf("ipsec.yaml"), "sw-vpn.nmconnection").contents;
+  assert.is(libreswanRefuses(vpn), "");
+
+  const text = read("ipsec.yaml").replace(
+    "cidrs: [10.80.0.0/16]",
+    "cidrs: [10.80.0.0/16, 10.81.0.0/16]",
+  );
+  assert.ok(text.includes("10.81.0.0/16"), "the fixture names its range");
+  const result = checkLabs([{ file: "ipsec.yaml", text }]);
+  const two = one(generate(result.labs!), "sw-vpn.nmconnection").contents;
+  assert.match(
+    libreswanRefuses(two),
+    /bad subnet rightsubnet=10\.80\.0\.0\/16,10\.81\.0\.0\/16/,
+  );
+  const warning = result.diagnostics.find((d) => d.path === "intranet.cidrs");
+  assert.is(warning?.severity, "warning", JSON.stringify(result.diagnostics));
+  assert.match(warning!.message, /libreswan 5 or later/);
+});
+
 test("no secret material in any generated file of any fixture", () => {
   for (const fixture of fs
     .readdirSync(FIXTURES)
