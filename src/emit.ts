@@ -463,10 +463,11 @@ function noLongerMade(
   dir: string,
   generated: ReadonlySet<string>,
   readInside: (rel: string) => OnDisk | undefined,
+  listed: ReadonlyMap<string, string | undefined> = readManifest(dir),
 ): { removable: [string, OnDisk][]; edited: string[] } {
   const removable: [string, OnDisk][] = [];
   const edited: string[] = [];
-  for (const [p, sha256] of readManifest(dir)) {
+  for (const [p, sha256] of listed) {
     if (generated.has(p)) continue;
     const onDisk = readInside(p);
     if (!onDisk) continue;
@@ -1271,15 +1272,32 @@ function carriedOver(
       `${mounted[0]} is a mount point inside a lab directory, which gen-lab replaces as a whole`,
       "unmount it, or mount it outside the output directory",
     );
-  const generated = new Set(labFiles.map((f) => f.path));
+  const generated = new Map(labFiles.map((f) => [f.path, f.contents]));
+  const listed = readManifest(dir);
   const owned = new Set([
-    ...noLongerMade(dir, generated, insideReader(dir)).removable.map(
-      ([p]) => p,
-    ),
-    ...generated,
+    ...noLongerMade(dir, new Set(generated.keys()), insideReader(dir), listed)
+      .removable.map(([p]) => p),
+    ...generated.keys(),
   ]);
+  // A tree with a manifest (every lab generate() makes) records what gen-lab wrote. What lies
+  // where such a tree has a file is gen-lab's when the manifest lists it (edited or not:
+  // generated files are not to be edited), or when it already holds the new bytes (a tree
+  // whose manifest was lost). Anything else is the user's, and never overwritten.
+  const managed = generated.has(MANIFEST_NAME);
   const carried: [string, EntryKind][] = [];
   for (const [rel, kind] of listEntries(dir)) {
+    const contents = generated.get(rel);
+    if (
+      managed &&
+      contents !== undefined &&
+      rel !== MANIFEST_NAME &&
+      !listed.has(rel) &&
+      !holds(path.join(dir, rel), kind, contents)
+    )
+      throw new OutputError(
+        `${path.join(dir, rel)} (a ${kind} gen-lab did not write: the lab's manifest does not list it) is where gen-lab writes ${lab}/${rel}`,
+        "move it out of the lab directory; if it is an old copy of gen-lab's output, delete it",
+      );
     if (owned.has(rel)) continue;
     if (generatedDirs.has(rel) && kind === "empty directory") continue;
     const where = path.join(dir, rel);
@@ -1301,6 +1319,13 @@ function carriedOver(
     carried.push([rel, kind]);
   }
   return { carried, owned };
+}
+
+/** Whether the file at `file` (of the given kind) holds exactly `contents`. */
+function holds(file: string, kind: EntryKind, contents: string): boolean {
+  if (kind !== "file") return false;
+  const onDisk = readRegular(file, MAX_COMPARED_BYTES);
+  return onDisk?.contents?.equals(Buffer.from(contents)) === true;
 }
 
 /**

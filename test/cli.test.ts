@@ -341,6 +341,44 @@ test("--check refuses what a write would refuse: something of the user's in the 
     });
 });
 
+test("a file of the user's where gen-lab writes one is never overwritten; an old copy of the output is", () => {
+  const { dir, cleanup } = tempDir();
+  try {
+    const lab = path.join(dir, "foo.yaml");
+    fs.writeFileSync(lab, fs.readFileSync(FOO));
+    // A directory gen-lab never wrote (no manifest), holding a README of the user's.
+    const out = path.join(dir, "own");
+    fs.mkdirSync(path.join(out, "foo"), { recursive: true });
+    fs.writeFileSync(path.join(out, "foo", "README.md"), "mine\n");
+    const before = readTree(out);
+    const write = runCli([lab, "-o", out]);
+    const check = runCli([lab, "-o", out, "--check"]);
+    for (const r of [write, check]) {
+      assert.is(r.status, 2, r.stderr);
+      assert.match(
+        r.stderr,
+        /own\/foo\/README\.md \(a file gen-lab did not write: the lab's manifest does not list it\) is where gen-lab writes foo\/README\.md/,
+      );
+      assert.match(r.stderr, /move it out of the lab directory/);
+      assert.not.match(r.stderr, /\n\s+at /);
+    }
+    assert.equal(readTree(out), before, "nothing written");
+
+    // The same README as gen-lab makes (a tree whose manifest was lost): taken over.
+    const fresh = path.join(dir, "fresh");
+    assert.is(runCli([lab, "-o", fresh]).status, 0);
+    fs.writeFileSync(
+      path.join(out, "foo", "README.md"),
+      fs.readFileSync(path.join(fresh, "foo", "README.md")),
+    );
+    const again = runCli([lab, "-o", out]);
+    assert.is(again.status, 0, again.stderr);
+    assert.equal(readTree(out), readTree(fresh));
+  } finally {
+    cleanup();
+  }
+});
+
 test("an unchanged lab is not rewritten", () => {
   const { dir, cleanup } = tempDir();
   try {
