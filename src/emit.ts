@@ -912,17 +912,37 @@ function processScope(): string {
 }
 
 /**
- * Whether the lock's process may still be a writer: alive, not this process, and (where
- * /proc tells) a Node process. A killed run's PID may be reused by something else, PID 1 of
- * a container above all; that lock is stale.
+ * When a process started, in clock ticks after boot (field 22 of /proc/<pid>/stat), or
+ * undefined without /proc. With its PID it names one process: a PID reused later has a later
+ * start.
  */
-function holderAlive(pid: number): boolean {
+function startTime(pid: number | "self"): string | undefined {
+  try {
+    const stat = fs.readFileSync(`/proc/${pid}/stat`, "utf8");
+    // The command name (field 2) may hold spaces and parentheses: count from its end.
+    const start = stat.slice(stat.lastIndexOf(")") + 2).split(" ")[19];
+    return start !== undefined && /^\d+$/.test(start) ? start : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * Whether the lock's process may still be a writer: alive, not this process, started when the
+ * lock says (if it says), and (where /proc tells) a Node process. A killed run's PID may be
+ * reused by something else, PID 1 of a container or another Node program; that lock is stale.
+ */
+function holderAlive(pid: number, started: string | undefined): boolean {
   if (!Number.isSafeInteger(pid) || pid <= 0 || pid === process.pid)
     return false;
   try {
     process.kill(pid, 0);
   } catch (e) {
     if ((e as NodeJS.ErrnoException).code !== "EPERM") return false;
+  }
+  if (started !== undefined) {
+    const now = startTime(pid);
+    if (now !== undefined && now !== started) return false;
   }
   let cmdline: string;
   try {
@@ -972,7 +992,7 @@ function readLock(lock: string): LockFile | undefined {
 }
 
 /**
- * A lock with text that is not a whole `<pid> <scope>` line: gen-lab writes its lock whole,
+ * A lock with text that is not a whole `<pid> <scope> [<start time>]` line: gen-lab writes its lock whole,
  * so this is someone else's file or a lock written the old way. Young, it may be a writer
  * still writing it: held. Older, it is stale.
  */
@@ -984,15 +1004,15 @@ const UNREADABLE_LOCK_GRACE_MS = 10_000;
  * until it is removed by hand.
  */
 function lockHolder(held: LockFile, scope: string): string | undefined {
-  const m = /^(\d{1,10})(?: (\S{1,400}))?\n$/.exec(held.text);
+  const m = /^(\d{1,10})(?: (\S{1,400})(?: (\d{1,20}))?)?\n$/.exec(held.text);
   if (!m)
     return held.ageMs < UNREADABLE_LOCK_GRACE_MS
       ? "another gen-lab (its lock is still being written)"
       : undefined;
-  const [, pid, theirs] = m;
+  const [, pid, theirs, started] = m;
   if (theirs !== undefined && theirs !== scope)
     return `another gen-lab (process ${pid} on ${theirs.split("/")[0]}, in another host or container)`;
-  return holderAlive(Number(pid))
+  return holderAlive(Number(pid), started)
     ? `another gen-lab (process ${pid})`
     : undefined;
 }
@@ -1007,7 +1027,8 @@ function lockHolder(held: LockFile, scope: string): string | undefined {
 function lockOutput(outDir: string): () => void {
   const lock = path.join(outDir, LOCK_NAME);
   const scope = processScope();
-  const mine = `${process.pid} ${scope}\n`;
+  const started = startTime("self");
+  const mine = `${process.pid} ${scope}${started === undefined ? "" : ` ${started}`}\n`;
   const draft = `${lock}.${process.pid}.new`;
   for (let attempt = 0; attempt < 3; attempt++) {
     if (placeLock(lock, draft, mine)) {
@@ -1071,7 +1092,11 @@ function removeDeadDrafts(outDir: string): void {
   }
   for (const name of names) {
     const m = /^\.gen-lab\.lock\.(\d{1,10})(?:\.new)?$/.exec(name);
-    if (!m || Number(m[1]) === process.pid || holderAlive(Number(m[1])))
+    if (
+      !m ||
+      Number(m[1]) === process.pid ||
+      holderAlive(Number(m[1]), undefined)
+    )
       continue;
     try {
       if (fs.lstatSync(path.join(outDir, name)).isFile())
@@ -1275,8 +1300,12 @@ function carriedOver(
   const generated = new Map(labFiles.map((f) => [f.path, f.contents]));
   const listed = readManifest(dir);
   const owned = new Set([
-    ...noLongerMade(dir, new Set(generated.keys()), insideReader(dir), listed)
-      .removable.map(([p]) => p),
+    ...noLongerMade(
+      dir,
+      new Set(generated.keys()),
+      insideReader(dir),
+      listed,
+    ).removable.map(([p]) => p),
     ...generated.keys(),
   ]);
   // A tree with a manifest (every lab generate() makes) records what gen-lab wrote. What lies

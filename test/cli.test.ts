@@ -3,6 +3,7 @@
  * (remove only what gen-lab wrote), determinism across environments, --help and --version.
  */
 import * as fs from "node:fs";
+import * as os from "node:os";
 import * as path from "node:path";
 import { test } from "uvu";
 import * as assert from "uvu/assert";
@@ -811,6 +812,26 @@ test("one writer at a time: a live run's lock refuses, a killed run's lock is ta
     // A live process that is not Node (a PID reused after a killed run, say): stale.
     fs.writeFileSync(lock, `${other.pid}\n`);
     let r = runCli([FOO, "-o", out, "-q"]);
+    assert.is(r.status, 0, r.stderr);
+    assert.equal(fs.readdirSync(out), ["foo"]);
+    fs.rmSync(path.join(out, "foo"), { recursive: true });
+    // A lock naming the live Node process and the start time it has: held. With another
+    // start time, the PID was reused by a later process (Node or not): stale.
+    const stat = fs.readFileSync(`/proc/${sleeper.pid}/stat`, "utf8");
+    const start = stat.slice(stat.lastIndexOf(")") + 2).split(" ")[19]!;
+    assert.match(start, /^\d+$/);
+    const scope = os.hostname().replace(/\s/g, "_");
+    const ns = fs.readlinkSync("/proc/self/ns/pid");
+    fs.writeFileSync(lock, `${sleeper.pid} ${scope}/${ns} ${start}\n`);
+    assertRefused(
+      runCli([FOO, "-o", out]),
+      new RegExp(`another gen-lab \\(process ${sleeper.pid}\\) is writing`),
+    );
+    fs.writeFileSync(
+      lock,
+      `${sleeper.pid} ${scope}/${ns} ${Number(start) - 1}\n`,
+    );
+    r = runCli([FOO, "-o", out, "-q"]);
     assert.is(r.status, 0, r.stderr);
     assert.equal(fs.readdirSync(out), ["foo"]);
     fs.rmSync(path.join(out, "foo"), { recursive: true });
