@@ -764,6 +764,28 @@ const cases: Case[] = [
     severity: "warning",
   },
   {
+    rule: "a pipeline variable with an unpaired surrogate",
+    text: edit(
+      FOO,
+      'architectures: "x86_64 aarch64"',
+      'architectures: "x86\\ud83d"',
+    ),
+    path: "pipeline.triggers[0].extra.architectures",
+    at: /architectures: "x86\\ud83d"/,
+    message: /a control character or an unpaired surrogate, got "x86\\ud83d"/,
+  },
+  {
+    rule: "a pipeline variable with a NUL",
+    text: edit(
+      FOO,
+      'architectures: "x86_64 aarch64"',
+      'architectures: "x86\\0"',
+    ),
+    path: "pipeline.triggers[0].extra.architectures",
+    at: /architectures: "x86\\0"/,
+    message: /a control character or an unpaired surrogate/,
+  },
+  {
     rule: "a zone named like an Object method is not a zone",
     text: edit(FOO, "zone: us-east-1b", "zone: toString"),
     path: "runners[1].zone",
