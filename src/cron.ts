@@ -60,7 +60,63 @@ export function checkSchedule(schedule: string): ScheduleProblem | undefined {
             : `${spec.name} values are ${spec.min}-${spec.max}${spec.names ? ` or ${spec.names[0]}-${spec.names[spec.names.length - 1]}` : ""}; ${FIVE_FIELDS_HINT}`,
       };
   }
-  return undefined;
+  return checkDays(fields[2]!, fields[3]!, fields[4]!);
+}
+
+/** The most days each month has (February's 29 in a leap year). */
+const DAYS_IN_MONTH = [31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31];
+
+/**
+ * A schedule whose days of the month fall in none of its months (`0 0 30 2 *`, `0 0 31 4,6 *`)
+ * never runs. robfig/cron matches a day when both day fields match if either is `*` (or `?`,
+ * or either of them unstepped), and when either matches otherwise: only with the day of the
+ * week left open can the days of the month alone rule out every day.
+ */
+function checkDays(
+  dayOfMonth: string,
+  month: string,
+  dayOfWeek: string,
+): ScheduleProblem | undefined {
+  const [days, daysStar] = expand(dayOfMonth, FIELDS[2]!);
+  const [months] = expand(month, FIELDS[3]!);
+  const [, weekdaysStar] = expand(dayOfWeek, FIELDS[4]!);
+  if (daysStar || !weekdaysStar) return undefined;
+  if (months.some((m) => days.some((d) => d <= DAYS_IN_MONTH[m - 1]!)))
+    return undefined;
+  return {
+    message: `never runs: no month it names (${month}) has day ${dayOfMonth}`,
+    hint: "pick days every named month has (1-28 for February, 1-30 for April, June, September and November)",
+  };
+}
+
+/**
+ * The values a valid field selects, and whether robfig marks it `*` (a `*` or `?` part
+ * without a step above 1).
+ */
+function expand(field: string, spec: FieldSpec): [number[], boolean] {
+  const values = new Set<number>();
+  let star = false;
+  for (const part of field.split(",")) {
+    const [range, stepText] = part.split("/");
+    const step = stepText === undefined ? 1 : Number(stepText);
+    let lo = spec.min;
+    let hi = spec.max;
+    if (range === "*" || range === "?") {
+      if (step <= 1) star = true;
+    } else {
+      const [a, b] = range!.split("-");
+      lo = value(a!, spec)!;
+      // `N/step` runs from N to the field's end.
+      hi =
+        b !== undefined
+          ? value(b, spec)!
+          : stepText === undefined
+            ? lo
+            : spec.max;
+    }
+    for (let v = lo; v <= hi; v += step) values.add(v);
+  }
+  return [[...values], star];
 }
 
 /** robfig/cron v3's descriptors (parseDescriptor), matched as exactly as it matches them. */

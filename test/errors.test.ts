@@ -1026,6 +1026,20 @@ const cases: Case[] = [
     message: /day-of-week field "5-7": 7 is not between 0 and 6.*Sunday is 0/,
   },
   {
+    rule: "a schedule on a day none of its months has never runs",
+    text: edit(FOO, 'schedule: "0 */4 * * *"', 'schedule: "0 0 31 4,6,9,11 *"'),
+    path: "pipeline.schedule",
+    at: /schedule: "0 0 31/,
+    message: /never runs: no month it names \(4,6,9,11\) has day 31/,
+  },
+  {
+    rule: "February 30 never comes",
+    text: edit(FOO, 'schedule: "0 */4 * * *"', 'schedule: "0 0 30 feb ?"'),
+    path: "pipeline.schedule",
+    at: /schedule: "0 0 30 feb/,
+    message: /never runs: no month it names \(feb\) has day 30/,
+  },
+  {
     rule: "an invisible character between schedule fields",
     text: edit(FOO, 'schedule: "0 */4 * * *"', 'schedule: "0\uFEFF*/4 * * *"'),
     path: "pipeline.schedule",
@@ -1193,6 +1207,13 @@ test("schedules Kubernetes accepts are valid (robfig/cron v3 ParseStandard)", ()
     "@midnight",
     "@every 6h",
     "@every 1h30m",
+    // Days some named month has, February 29 included, or a restricted day of the week
+    // (robfig then runs on either day field's match).
+    "0 0 31 4,5 *",
+    "0 0 29 2 *",
+    "0 0 30 2 mon",
+    "0 0 30 2 */2",
+    "0 0 31 2/2 *",
   ]) {
     const text = edit(
       FOO,
