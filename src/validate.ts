@@ -820,10 +820,25 @@ function checkVpnRemote(
 ): void {
   const remote = lab.vpn.remote;
   const path: YamlPath = ["vpn", "remote"];
-  if (/^localhost\.?$|\.localhost\.?$/i.test(remote)) {
+  // localhost and its subdomains (RFC 6761), and the names /etc/hosts gives loopback on
+  // RHEL and Fedora.
+  if (/^localhost6?(?:\.localdomain6?)?\.?$|\.localhost\.?$/i.test(remote)) {
     r.error(
       path,
       `the VPN endpoint ${remote} is the runner itself (localhost names loopback)`,
+      "give the host name or public address of the lab's VPN endpoint",
+    );
+    return;
+  }
+  // EC2 resolves these to its instance metadata service, 169.254.169.254.
+  if (
+    /^instance-data(?:\.ec2\.internal|\.[a-z0-9-]+\.compute\.internal)?\.?$/i.test(
+      remote,
+    )
+  ) {
+    r.error(
+      path,
+      `the VPN endpoint ${remote} is EC2's instance metadata service (169.254.169.254), on the runner's own link`,
       "give the host name or public address of the lab's VPN endpoint",
     );
     return;
@@ -1498,6 +1513,14 @@ function checkRoutingDomains(r: Reporter, lab: LabInput): void {
       "EC2's host names",
       true,
     ],
+    // The runners' and workers' own reverse lookups (a runner's address stands for the VPC's).
+    ...lab.runners
+      .slice(0, 1)
+      .map((runner): [string, string, boolean] => [
+        `${runner.address.split(".").reverse().join(".")}.in-addr.arpa`,
+        "reverse lookups of the VPC's addresses",
+        true,
+      ]),
   ];
   lab.intranet.domains.forEach((domain, i) => {
     const path: YamlPath = ["intranet", "domains", i];

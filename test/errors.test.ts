@@ -786,6 +786,41 @@ const cases: Case[] = [
     message: /a control character or an unpaired surrogate/,
   },
   {
+    rule: "RHEL's other name for loopback as the VPN endpoint",
+    text: edit(
+      FOO,
+      "remote: vpn.foo.example.com",
+      "remote: localhost.localdomain",
+    ),
+    path: "vpn.remote",
+    at: /remote: localhost\.localdomain/,
+    message: /is the runner itself/,
+  },
+  {
+    rule: "EC2's metadata service as the VPN endpoint",
+    text: edit(
+      FOO,
+      "remote: vpn.foo.example.com",
+      "remote: instance-data.ec2.internal",
+    ),
+    path: "vpn.remote",
+    at: /remote: instance-data/,
+    message: /instance metadata service \(169\.254\.169\.254\)/,
+  },
+  {
+    rule: "a routing domain over the VPC's reverse lookups",
+    text: edit(
+      FOO,
+      "domains: [foo.example.com]",
+      "domains: [foo.example.com, in-addr.arpa]",
+    ),
+    path: "intranet.domains[1]",
+    at: /in-addr\.arpa/,
+    message:
+      /in-addr\.arpa covers .*\.in-addr\.arpa \(reverse lookups of the VPC's addresses\)/,
+    severity: "warning",
+  },
+  {
     rule: "a zone named like an Object method is not a zone",
     text: edit(FOO, "zone: us-east-1b", "zone: toString"),
     path: "runners[1].zone",
@@ -1324,6 +1359,19 @@ test("project paths GitLab made before its newer path rules stay valid", () => {
     assert.ok(labs, project);
     assert.equal(diagnostics, [], project);
   }
+});
+
+test("the intranet's own reverse zone is a routing domain like any other", () => {
+  const text = edit(
+    FOO,
+    "domains: [foo.example.com]",
+    "domains: [foo.example.com, 20.10.in-addr.arpa]",
+  );
+  const result = checkLabs([{ file: FILE, text }]);
+  assert.equal(
+    result.diagnostics.map((d) => formatDiagnostic(d)),
+    [],
+  );
 });
 
 test("a private top-level domain with the lab's own GitLab under it only warns", () => {
