@@ -260,7 +260,13 @@ const WireGuardSchema = z.strictObject({
     WG_KEY_RE,
     "the lab's WireGuard public key: base64 of 32 bytes",
     "xTIBA5rboUvnH4htodjb6e697QjLERt1NAB4mZqp8Dg=",
-  ),
+  ).refine((k) => !/^A{43}=$/.test(k), {
+    // The all-zero key is no point a handshake can use: a placeholder left in the lab file.
+    error: err(
+      "is the all-zero key, a placeholder rather than the lab's key",
+      "paste the public key of the lab's WireGuard endpoint (`wg show <interface> public-key` there)",
+    ),
+  }),
   endpoint_port: Port.default(51820),
   keepalive: z
     .number({
@@ -388,7 +394,13 @@ const TriggerSchema = z.strictObject({
     /^(?!HEAD$)(?![-/.])(?!.*(\.\.|\/\/|\/\.|\.lock(?:\/|$)|[/.]$))[A-Za-z0-9._/-]+$/,
     "a git branch name",
     "main",
-  ),
+  ).refine((b) => b.split("/").every((part) => part.length <= 255), {
+    // Git keeps a ref as a file under .git/refs: a part is a file or directory name.
+    error: err(
+      "has a part of over 255 characters, longer than a file name (git stores each part of a ref as one)",
+      "use the branch's real name",
+    ),
+  }),
   // Each entry becomes a variable of the triggered pipeline: GitLab refuses a variable whose
   // name is not letters, digits and `_` (at most 255), and the trigger fails at run time.
   extra: z

@@ -1456,7 +1456,28 @@ function checkEgressAndNames(
       return false;
     },
   );
+  const ruleAt = new Map<string, number>();
   (lab.egress ?? []).forEach((e, i) => {
+    // A rule or port given twice is harmless to iptables but a sign of a slip (a copy not
+    // changed): a warning, at the repetition.
+    const rule = `${e.to.toLowerCase()} ${e.protocol ?? "tcp"} ${[...e.ports].sort((a, b) => a - b).join(",")}`;
+    const first = ruleAt.get(rule);
+    if (first !== undefined)
+      r.warn(
+        ["egress", i],
+        `egress[${i}] repeats egress[${first}]`,
+        "remove the repetition, or change it to the destination it was meant for",
+      );
+    else ruleAt.set(rule, i);
+    e.ports.forEach((port, j) => {
+      const k = e.ports.indexOf(port);
+      if (k < j)
+        r.warn(
+          ["egress", i, "ports", j],
+          `port ${port} is listed twice (also ports[${k}])`,
+          "remove the repetition",
+        );
+    });
     const path: YamlPath = ["egress", i, "to"];
     // The schema has checked the syntax: a strict IPv4 CIDR, or a DNS name.
     if (e.to.includes("/")) {
