@@ -868,10 +868,21 @@ function describeFsError(e: unknown, target: string): OutputError {
     ELOOP: "check the -o path",
     ENAMETOOLONG: "choose a shorter -o path",
   };
-  const reason = errnoText(e);
-  const hint = hints[code] ?? "check the output directory";
   // Node names the path the call failed on; that is the one the user must look at.
   const { path: failed, syscall } = e as NodeJS.ErrnoException;
+  // Creating a file in a directory that exists and still failing with ENOENT: a file system
+  // that makes no files of the user's (/proc, /sys).
+  const noNewFiles =
+    code === "ENOENT" &&
+    syscall === "open" &&
+    failed !== undefined &&
+    isDirectory(path.dirname(failed));
+  const reason = noNewFiles
+    ? `${path.dirname(failed)} takes no new files (ENOENT): it is on a kernel file system such as /proc or /sys`
+    : errnoText(e);
+  const hint = noNewFiles
+    ? "choose an output directory on a real file system"
+    : (hints[code] ?? "check the output directory");
   const verb =
     syscall === "unlink" || syscall === "rmdir"
       ? "cannot remove"

@@ -234,8 +234,9 @@ function reportIssue(r: Reporter, issue: z.core.$ZodIssue): void {
   const [message, hint] = issue.message.includes(HINT_SEPARATOR)
     ? (issue.message.split(HINT_SEPARATOR) as [string, string])
     : defaultMessage(issue);
+  // A key left out: zod says the type (or for `version`, the literal value) is wrong.
   if (
-    issue.code === "invalid_type" &&
+    (issue.code === "invalid_type" || issue.code === "invalid_value") &&
     valueAt(r.source.data, path) === undefined
   ) {
     const key = path[path.length - 1];
@@ -437,9 +438,26 @@ function describe(v: unknown): string | undefined {
   if (v === undefined) return undefined;
   if (v === null) return "nothing (null)";
   if (typeof v === "string")
-    return JSON.stringify(v.length > 60 ? `${v.slice(0, 57)}...` : v);
+    return (
+      JSON.stringify(v.length > 60 ? `${v.slice(0, 57)}...` : v) + lookalike(v)
+    );
   if (typeof v === "number" || typeof v === "boolean") return String(v);
   return Array.isArray(v) ? "a list" : "a mapping";
+}
+
+/**
+ * A letter, digit, mark or space outside ASCII reads like an ASCII one, or not at all (a
+ * Cyrillic о, a no-break space): ` (character N is U+XXXX, not ASCII)` names the first such,
+ * so that "got "fоo"" next to "for example "foo"" shows what differs. "" when there is none.
+ */
+function lookalike(text: string): string {
+  const chars = [...text];
+  const at = chars.findIndex((c) =>
+    /(?![\x00-\x7F])[\p{L}\p{M}\p{N}\p{Z}\p{Cf}]/u.test(c),
+  );
+  if (at < 0) return "";
+  const code = chars[at]!.codePointAt(0)!.toString(16).toUpperCase();
+  return ` (character ${at + 1} is U+${code.padStart(4, "0")}, not ASCII)`;
 }
 
 /** What no route can send into a tunnel: the kernel keeps these ranges for itself. */
@@ -1723,7 +1741,15 @@ function checkBucketsAndPipeline(r: Reporter, lab: LabInput): void {
       r.error(
         path,
         `bucket name ${name} ${problem}`,
-        "shorten the prefix, environment, lab name or bucket purpose",
+        // The name is <prefix>-<environment>-<lab>-<purpose>: its start is the prefix's, its
+        // end the purpose's.
+        /must not start/.test(problem)
+          ? "change the prefix: S3 keeps names starting like this for itself"
+          : /must not end/.test(problem)
+            ? "change the bucket purpose: S3 keeps names ending like this for itself"
+            : /characters/.test(problem)
+              ? "shorten the prefix, environment, lab name or bucket purpose"
+              : "change the prefix, environment, lab name or bucket purpose",
       );
     const before = seen.get(purpose);
     if (before !== undefined)

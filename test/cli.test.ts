@@ -641,6 +641,13 @@ test("a path that is not valid UTF-8 is a usage error naming it; nothing is writ
   }
 });
 
+test("-o on a kernel file system says so, not that a path is missing", () => {
+  assertRefused(
+    runCli([FOO, "-o", "/proc"]),
+    /cannot write \/proc\/\.gen-lab\.lock\.\d+\.new: \/proc takes no new files \(ENOENT\): it is on a kernel file system.*; choose an output directory on a real file system/,
+  );
+});
+
 test("an empty or repeated -o is a usage error, even with --check", () => {
   assertRefused(
     runCli([FOO, "-o", ""]),

@@ -727,6 +727,27 @@ const cases: Case[] = [
     message: /missing required key "ami"/,
   },
   {
+    rule: "a missing version is a missing key, not an unsupported version",
+    text: edit(FOO, /^version: 1 .*\n/m, ""),
+    path: "version",
+    at: /^name: foo/,
+    message: /missing required key "version"/,
+  },
+  {
+    rule: "a look-alike letter is named in the message",
+    text: edit(FOO, "name: foo ", "name: f\u043eo "),
+    path: "name",
+    at: /name: f/,
+    message: /got "f\u043eo" \(character 2 is U\+043E, not ASCII\)/,
+  },
+  {
+    rule: "a bucket name with a prefix S3 keeps for itself: change the prefix",
+    text: edit(FOO, /^prefix: arr-cki/m, "prefix: xn--ab"),
+    path: "aws.buckets[0]",
+    at: /buckets: \[artifacts\]/,
+    message: /must not start with xn--.*; change the prefix/,
+  },
+  {
     rule: "static-key without a cipher warns",
     text: edit(FOO, /^  cipher: AES-256-CBC .*\n/m, ""),
     path: "vpn",
