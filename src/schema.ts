@@ -418,13 +418,16 @@ const TriggerSchema = z.strictObject({
           ),
         })
         // What a UTF-8 variable can carry: no unpaired surrogate (it has no UTF-8 form), no NUL
-        // or other control character but tab and newline.
-        .regex(/^[^\u0000-\u0008\u000B-\u001F\u007F\uD800-\uDFFF]*$/u, {
-          error: err(
-            "must be text a pipeline variable can hold: it has a control character or an unpaired surrogate",
-            "remove the character (an escape such as \\0 or \\uD83D in a double-quoted YAML string); tabs and newlines are fine",
-          ),
-        }),
+        // or other control character but tab, newline and carriage return.
+        .regex(
+          /^[^\u0000-\u0008\u000B\u000C\u000E-\u001F\u007F\uD800-\uDFFF]*$/u,
+          {
+            error: err(
+              "must be text a pipeline variable can hold: it has a control character or an unpaired surrogate",
+              "remove the character (an escape such as \\0 or \\uD83D in a double-quoted YAML string); tabs and line breaks are fine",
+            ),
+          },
+        ),
     )
     .optional(),
 });
