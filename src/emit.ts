@@ -1003,9 +1003,9 @@ function readLock(lock: string): LockFile | undefined {
 }
 
 /**
- * A lock with text that is not a whole `<pid> <scope> [<start time>]` line: gen-lab writes its lock whole,
- * so this is someone else's file or a lock written the old way. Young, it may be a writer
- * still writing it: held. Older, it is stale.
+ * A lock with text that is not a whole `<pid> <scope> [<start time>]` line: gen-lab writes
+ * its lock whole, so this is someone else's file or a lock written the old way. Young, it may
+ * be a writer still writing it: held. Older, it is stale.
  */
 const UNREADABLE_LOCK_GRACE_MS = 10_000;
 
