@@ -9,7 +9,7 @@ import * as path from "node:path";
 import { test } from "uvu";
 import * as assert from "uvu/assert";
 import { GOLDEN, ROOT, have } from "./helpers.js";
-import { nmcliProblems } from "./support/consumers.js";
+import { cloudInitProblems, nmcliProblems } from "./support/consumers.js";
 
 function filesUnder(dir: string, match: (p: string) => boolean): string[] {
   const out: string[] = [];
@@ -71,15 +71,7 @@ for (const file of dispatchers) {
 
 for (const file of userData) {
   test(`cloud-init schema accepts ${rel(file)}`, () => {
-    const r = spawnSync("cloud-init", ["schema", "--config-file", file], {
-      encoding: "utf8",
-    });
-    assert.is(r.status, 0, r.stdout + r.stderr);
-    assert.match(r.stdout, /Valid cloud-config/);
-    assert.ok(
-      fs.readFileSync(file, "utf8").startsWith("#cloud-config\n"),
-      "first line is #cloud-config",
-    );
+    assert.equal(cloudInitProblems(fs.readFileSync(file, "utf8")), []);
   });
 }
 

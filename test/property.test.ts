@@ -21,6 +21,7 @@ import { paths } from "../src/render/paths.js";
 import { buildLab, VPN_KINDS } from "../scripts/synthetic-labs.mjs";
 import { runCli, tempDir } from "./helpers.js";
 import {
+  cloudInitProblems,
   nmcliProblems,
   pyyamlMismatches,
   shellProblems,
@@ -120,7 +121,7 @@ test("valid labs: accepted, deterministic, byte-identical on a second run (200 l
   );
 });
 
-test("valid labs: keyfiles survive nmcli --offline, dispatchers pass bash -n and shellcheck (20 labs)", () => {
+test("valid labs: keyfiles survive nmcli --offline, scripts pass bash -n and shellcheck, cloud-init takes the worker user data (20 labs)", () => {
   fc.assert(
     fc.property(validLab, (lab) => {
       const result = check(stringify(lab));
@@ -141,6 +142,24 @@ test("valid labs: keyfiles survive nmcli --offline, dispatchers pass bash -n and
           `${k.path}:\n${k.contents}`,
         );
       assert.equal(shellProblems(dispatcher!.contents), [], dispatcher!.path);
+      // WireGuard and IPsec runners also get the loader of the tunnel's secret.
+      const loader = mine.find((f) => f.path.includes("/usr/local/sbin/"));
+      const kind = (lab as { vpn: { type: string } }).vpn.type;
+      assert.is(
+        Boolean(loader),
+        kind === "wireguard" || kind === "ipsec",
+        kind,
+      );
+      if (loader) assert.equal(shellProblems(loader.contents), [], loader.path);
+      const userData = files.find((f) =>
+        f.path.endsWith(`/${runner}/worker-user-data.yaml`),
+      );
+      assert.ok(userData, "the worker user data of the runner");
+      assert.equal(
+        cloudInitProblems(userData!.contents),
+        [],
+        `${userData!.path}:\n${userData!.contents}`,
+      );
     }),
     { numRuns: 20 },
   );

@@ -104,6 +104,30 @@ export function shellProblems(script: string): string[] {
   }
 }
 
+/**
+ * cloud-init's own schema check of a cloud-config text; empty when it accepts it. It also
+ * requires the `#cloud-config` first line, by which cloud-init recognises user data.
+ */
+export function cloudInitProblems(userData: string): string[] {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), "gen-lab-ci-"));
+  try {
+    const file = path.join(dir, "user-data.yaml");
+    fs.writeFileSync(file, userData);
+    const problems: string[] = [];
+    if (!userData.startsWith("#cloud-config\n"))
+      problems.push("the first line is not #cloud-config");
+    const r = spawnSync("cloud-init", ["schema", "--config-file", file], {
+      encoding: "utf8",
+      timeout: 60_000,
+    });
+    if (r.status !== 0 || !/Valid cloud-config/.test(r.stdout))
+      problems.push(`cloud-init schema: ${r.stdout}${r.stderr}`);
+    return problems;
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+}
+
 /** What a real YAML 1.1 consumer (PyYAML, as gitrepo-trigger reads the file) must get back. */
 export interface PyyamlRoundTrip {
   readonly pipelineData: string;
