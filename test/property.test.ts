@@ -143,23 +143,19 @@ test("valid labs: keyfiles survive nmcli --offline, scripts pass bash -n and she
         );
       assert.equal(shellProblems(dispatcher!.contents), [], dispatcher!.path);
       // WireGuard and IPsec runners also get the loader of the tunnel's secret.
-      const loader = mine.find((f) => f.path.includes("/usr/local/sbin/"));
-      const kind = (lab as { vpn: { type: string } }).vpn.type;
-      assert.is(
-        Boolean(loader),
-        kind === "wireguard" || kind === "ipsec",
-        kind,
+      const model = result.labs![0]!;
+      const runnerModel = model.runners.find((r) => r.name === runner)!;
+      const byPath = new Map(files.map((f) => [f.path, f.contents]));
+      const loader = byPath.get(
+        `${paths.rootfs(model, runnerModel)}/${paths.secretsLoader(model)}`,
       );
-      if (loader) assert.equal(shellProblems(loader.contents), [], loader.path);
-      const userData = files.find((f) =>
-        f.path.endsWith(`/${runner}/worker-user-data.yaml`),
-      );
+      const kind = runnerModel.tunnel.type;
+      assert.is(loader !== undefined, kind !== "openvpn", kind);
+      if (loader !== undefined)
+        assert.equal(shellProblems(loader), [], `${kind} loader`);
+      const userData = byPath.get(paths.workerUserData(model, runnerModel));
       assert.ok(userData, "the worker user data of the runner");
-      assert.equal(
-        cloudInitProblems(userData!.contents),
-        [],
-        `${userData!.path}:\n${userData!.contents}`,
-      );
+      assert.equal(cloudInitProblems(userData!), [], userData);
     }),
     { numRuns: 20 },
   );
