@@ -105,12 +105,39 @@ function writer(name: string, predicate: (value: unknown) => boolean): Type {
   });
 }
 
+/**
+ * Strings js-yaml would write plain whatever their place (block or flow, key or value), as
+ * a regular expression: a first character that starts no YAML indicator, no line break,
+ * quote, `#`, flow indicator or `: ` inside, and neither a space nor a colon last. Only the
+ * check for another type's form (NOT_A_STRING) remains.
+ */
+const ALWAYS_PLAIN =
+  /^[A-Za-z0-9_./](?:(?:[A-Za-z0-9_./@%+=~ -]|:(?! ))*[A-Za-z0-9_./@%+=~-])?$/;
+
+/**
+ * The strings of ALWAYS_PLAIN that no reader takes for another type, written as they are.
+ * js-yaml otherwise picks a string's style in a JavaScript loop over its characters (with
+ * the YAML-1.1 forms, a quarter of writing a document, more on a process's first documents);
+ * a type whose predicate matches hands js-yaml the text to write, and every other string takes
+ * js-yaml's own path. test/yaml-out.test.ts checks the output is the same.
+ */
+const PLAIN_STRING = new Type("tag:gen-lab,2026:plain-string", {
+  kind: "scalar",
+  resolve: () => false,
+  predicate: (value: unknown) =>
+    typeof value === "string" &&
+    ALWAYS_PLAIN.test(value) &&
+    !(MAY_RESOLVE.test(value) && NOT_A_STRING.resolve(value)),
+  represent: (value: object) => value as unknown as string,
+});
+
 /** js-yaml's split of numbers: integers, and everything else (fractions, -0, NaN, infinities). */
 const isInteger = (v: unknown): boolean =>
   typeof v === "number" && v % 1 === 0 && !Object.is(v, -0);
 
 const SCHEMA = new Schema({
   implicit: [
+    PLAIN_STRING,
     NOT_A_STRING,
     writer("null", (v) => v === null),
     writer("bool", (v) => typeof v === "boolean"),

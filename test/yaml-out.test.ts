@@ -61,9 +61,23 @@ const reference = (value: unknown, sorted: boolean) =>
     ...(sorted ? { sortKeys: codePointOrder } : {}),
   });
 
-/** Strings made of the characters that decide YAML's implicit types, and a few others. */
+/**
+ * Strings made of the characters that decide YAML's implicit types, of those that decide
+ * whether a string can be written plain (indicators first or last, `: `, ` #`, quotes, flow
+ * indicators, line breaks), and a few others.
+ */
 const tricky = fc.oneof(
   fc.stringMatching(/^[-+._:~<0-9eExXoObBaAfFlLnNsStTuUrRyYiI ]{0,8}$/),
+  fc
+    .array(fc.constantFrom(..."aZ0_./@%+=~- :#,?'\"&*!|>[]{}`\t\n"), {
+      maxLength: 8,
+    })
+    .map((chars) => chars.join("")),
+  fc
+    .array(fc.constantFrom("a", "0", ".", "-", " ", ":", "#", ",", "?", "'"), {
+      maxLength: 6,
+    })
+    .map((chars) => chars.join("")),
   fc.constantFrom(
     "",
     "~",
