@@ -127,7 +127,7 @@ const PLAIN_STRING = new Type("tag:gen-lab,2026:plain-string", {
   predicate: (value: unknown) =>
     typeof value === "string" &&
     ALWAYS_PLAIN.test(value) &&
-    !(MAY_RESOLVE.test(value) && NOT_A_STRING.resolve(value)),
+    !NOT_A_STRING.resolve(value),
   represent: (value: object) => value as unknown as string,
 });
 
