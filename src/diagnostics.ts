@@ -18,39 +18,27 @@ export interface Diagnostic {
   readonly hint: string;
 }
 
-/** Thrown by the library when a lab (or a set of labs) is invalid: it carries every error found, not the first. */
+/** Thrown by the library when a lab (or a set of labs) is invalid: it carries every finding, not the first. */
 export class LabError extends Error {
   readonly diagnostics: readonly Diagnostic[];
 
   constructor(diagnostics: readonly Diagnostic[]) {
     const errors = diagnostics.filter((d) => d.severity === "error");
     super(
-      `${errors.length} error(s) in lab input:\n` +
-        errors.map((d) => formatDiagnostic(d)).join("\n"),
+      `${errors.length} error(s) in lab input:\n${errors.map(formatDiagnostic).join("\n")}`,
     );
     this.name = "LabError";
     this.diagnostics = diagnostics;
   }
 }
 
-/**
- * Characters a terminal does not show, or shows reordered: controls, format characters (zero
- * width, bidi overrides, a BOM), line and paragraph separators, private and unassigned ones.
- */
-const INVISIBLE = /[\p{Cc}\p{Cf}\p{Zl}\p{Zp}\p{Co}\p{Cn}]/gu;
+/** Control, format (bidi overrides, zero width) and separator characters: a lab must not drive the terminal. */
+const INVISIBLE = /[\p{Cc}\p{Cf}\p{Zl}\p{Zp}]/gu;
 
 /** `s` with each invisible character written as `\u{85}`, so `got "prod<NEL>"` cannot read as `got "prod"`. */
-export function visible(s: string): string {
-  return s.replace(
-    INVISIBLE,
-    (c) => `\\u{${c.codePointAt(0)!.toString(16).toUpperCase()}}`,
-  );
-}
-
-/** Like {@link visible}, for text of several lines: line feeds and tabs stay as they are. */
-export function visibleLines(s: string): string {
+export function visible(s: string, keep = ""): string {
   return s.replace(INVISIBLE, (c) =>
-    c === "\n" || c === "\t"
+    keep.includes(c)
       ? c
       : `\\u{${c.codePointAt(0)!.toString(16).toUpperCase()}}`,
   );
@@ -58,28 +46,18 @@ export function visibleLines(s: string): string {
 
 /** `file:line:col: [warning: ]path: message; hint` — the form editors and CI logs link to. */
 export function formatDiagnostic(d: Diagnostic): string {
-  const where = `${d.file}:${d.line}:${d.column}`;
   const kind = d.severity === "warning" ? "warning: " : "";
   const path = d.path === "" ? "" : `${d.path}: `;
   const hint = d.hint === "" ? "" : `; ${d.hint}`;
-  return visible(`${where}: ${kind}${path}${d.message}${hint}`);
-}
-
-/** The lines of the text excerpts were last taken from: a file's diagnostics share one split. */
-let split: { text: string; lines: string[] } | undefined;
-function linesOf(text: string): string[] {
-  // YAML's line breaks: LF, CRLF, and a lone CR.
-  if (split?.text !== text) split = { text, lines: text.split(/\r\n|\r|\n/) };
-  return split.lines;
+  return visible(
+    `${d.file}:${d.line}:${d.column}: ${kind}${path}${d.message}${hint}`,
+  );
 }
 
 /** The source line of a diagnostic with a caret under its column, for humans (netplan style). */
 export function excerpt(d: Diagnostic, text: string): string {
-  if (text === "") return "";
-  const line = linesOf(text)[d.line - 1];
-  if (line === undefined || line.length > 240) return "";
-  // Control and bidi characters escaped, as in messages (a lab must not drive the terminal);
-  // the caret counts what is shown before it.
+  const line = text.split(/\r?\n/)[d.line - 1];
+  if (line === undefined || line.trim() === "" || line.length > 200) return "";
   const shown = (s: string) => visible(s.replace(/\t/g, " "));
   const before = shown(line.slice(0, Math.max(0, d.column - 1)));
   return `  ${shown(line)}\n  ${" ".repeat(before.length)}^`;
@@ -91,8 +69,6 @@ export function sortDiagnostics(list: readonly Diagnostic[]): Diagnostic[] {
     (a, b) =>
       (a.severity === b.severity ? 0 : a.severity === "error" ? -1 : 1) ||
       codePointOrder(a.file, b.file) ||
-      // The count of a file's problems not shown comes after those shown.
-      Number(isNotShown(a)) - Number(isNotShown(b)) ||
       a.line - b.line ||
       a.column - b.column ||
       codePointOrder(a.path, b.path) ||
@@ -100,23 +76,7 @@ export function sortDiagnostics(list: readonly Diagnostic[]): Diagnostic[] {
   );
 }
 
-/**
- * A file with hundreds of problems is not a lab file with typos (a values file given by
- * mistake, say): the first hundred are shown, the rest counted. Each shown one is located in
- * the text, which for a large file would otherwise cost time per problem.
- */
-export const MAX_DIAGNOSTICS_PER_FILE = 100;
-
-const NOT_SHOWN = / more problems in this file are not shown$/;
-
-function isNotShown(d: Diagnostic): boolean {
-  return d.path === "" && NOT_SHOWN.test(d.message);
-}
-
-/**
- * An error about a file as a whole (it cannot be read, is not a lab, is given wrongly), at its
- * start and at no YAML path.
- */
+/** An error about a file as a whole (it cannot be read, is not a lab), at its start. */
 export function fileError(
   file: string,
   message: string,
@@ -130,21 +90,5 @@ export function fileError(
     path: "",
     message,
     hint,
-  };
-}
-
-/** The one line that stands for the problems of a file beyond MAX_DIAGNOSTICS_PER_FILE. */
-export function notShown(
-  count: number,
-  at: Pick<Diagnostic, "file" | "line" | "column">,
-): Diagnostic {
-  return {
-    severity: "error",
-    file: at.file,
-    line: at.line,
-    column: at.column,
-    path: "",
-    message: `${count} more problems in this file are not shown`,
-    hint: "fix the ones shown first; is this a lab file?",
   };
 }

@@ -2,9 +2,8 @@
  * gen-lab as a library: load labs, generate their files, write or check an output tree.
  *
  * ```ts
- * import { loadLab, generate, writeTree } from 'gen-lab';
- * const lab = await loadLab('labs/foo.yaml');
- * writeTree('out', generate(lab));
+ * import { loadLabs, generate, writeTree } from "gen-lab";
+ * writeTree("out", generate(loadLabs(["labs/foo.yaml"])));
  * ```
  */
 export {
@@ -13,6 +12,14 @@ export {
   type Diagnostic,
   type Severity,
 } from "./diagnostics.js";
+export { checkTree, OutputError, writeTree, type TreeChange } from "./emit.js";
+export type { GeneratedFile } from "./file.js";
+export {
+  generate,
+  MANIFEST_NAME,
+  type Manifest,
+  type ManifestEntry,
+} from "./generate.js";
 export {
   checkLabs,
   parseLab,
@@ -20,26 +27,6 @@ export {
   type CheckResult,
   type LabText,
 } from "./load.js";
-export {
-  checkLabFiles,
-  checkLabTrees,
-  checkTree,
-  loadLab,
-  loadLabs,
-  OutputError,
-  recoverInterrupted,
-  writeLabTrees,
-  writeTree,
-  type TreeChange,
-} from "./emit.js";
-export {
-  generate,
-  generateLab,
-  MANIFEST_NAME,
-  type Manifest,
-  type ManifestEntry,
-} from "./generate.js";
-export type { GeneratedFile } from "./file.js";
 export type {
   AwsModel,
   EgressModel,
@@ -49,4 +36,5 @@ export type {
   TunnelModel,
   ZoneModel,
 } from "./model.js";
+export { checkLabFiles, loadLabs } from "./read-labs.js";
 export type { LabInput } from "./schema.js";

@@ -155,6 +155,11 @@ export function connectionUuid(
 export const DEFAULT_OPENVPN_PORT = 1194;
 const IPV4_CIDR = /^\d+\.\d+\.\d+\.\d+\/\d+$/;
 
+/** The lab's WireGuard interface: the kernel takes names of at most 15 characters. */
+export function wireguardInterface(lab: Pick<LabModel, "name">): string {
+  return `wg-${lab.name}`.slice(0, 15);
+}
+
 /** The S3 bucket name of a purpose: `<prefix>-<environment>-<lab>-<purpose>`. */
 export function bucketName(
   lab: { prefix: string; environment: string; name: string },
@@ -164,7 +169,7 @@ export function bucketName(
 }
 
 /**
- * Resolve a lab that passed validation into the model. It assumes validity (validate.ts ran):
+ * Resolve a lab that passed validation into the model. It assumes validity (validate/ ran):
  * a missing per-type field here is a programming error, not a user error.
  */
 export function resolveLab(input: LabInput, file: string): LabModel {
@@ -304,61 +309,4 @@ function resolveTunnel(
         pskFile: v.psk_file!,
       };
   }
-}
-
-/**
- * Models made from labs that passed validation, each with the set it was validated in (one
- * checkLabs call). The renderers trust a model's values (names go into paths and scripts
- * unquoted where validation made that safe), and the rules across labs hold only within a set,
- * so `generate` renders labs of one set and nothing else; models are frozen, so what was
- * checked is what is rendered.
- */
-const VALIDATED = new WeakMap<object, object>();
-
-function deepFreeze(value: unknown): void {
-  if (typeof value !== "object" || value === null || Object.isFrozen(value))
-    return;
-  Object.freeze(value);
-  for (const v of Object.values(value)) deepFreeze(v);
-}
-
-/**
- * Mark a model made by resolveLab from a validated lab (load.ts) as one gen-lab renders, with
- * `set`: one object for all the labs checked together.
- */
-export function sealModel(model: LabModel, set: object): LabModel {
-  deepFreeze(model);
-  VALIDATED.set(model, set);
-  return model;
-}
-
-/**
- * The labs a library caller passed, each a model gen-lab validated, their names distinct.
- * Throws a TypeError naming the first that is not: a caller's programming error, not bad input.
- */
-export function validatedModels(
-  caller: string,
-  labs: readonly unknown[],
-): readonly LabModel[] {
-  const names = new Map<string, number>();
-  let set: object | undefined;
-  labs.forEach((lab, i) => {
-    if (typeof lab !== "object" || lab === null || !VALIDATED.has(lab))
-      throw new TypeError(
-        `${caller}: labs[${i}] is ${lab === null ? "null" : typeof lab === "object" ? "an object gen-lab did not make" : `a ${typeof lab}`}, not a lab model from checkLabs, parseLab or loadLab. gen-lab renders only labs it has validated: write the lab as YAML and parse it`,
-      );
-    set ??= VALIDATED.get(lab);
-    if (VALIDATED.get(lab) !== set)
-      throw new TypeError(
-        `${caller}: labs[${i}] and labs[0] were validated apart (by two calls of checkLabs, parseLab(s) or loadLab(s)), so the rules across labs (names, credentials, runner tags, ranges in a shared VPC) never saw them together: check the labs rendered together in one call`,
-      );
-    const { name } = lab as LabModel;
-    const first = names.get(name);
-    if (first !== undefined)
-      throw new TypeError(
-        `${caller}: labs[${i}] and labs[${first}] are both lab ${name}. Labs rendered together must be checked together (checkLabs, parseLabs or loadLabs), which refuses two labs of one name`,
-      );
-    names.set(name, i);
-  });
-  return labs as readonly LabModel[];
 }

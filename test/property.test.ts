@@ -238,8 +238,10 @@ const extraValue = fc.oneof(
   fc.string({ unit: "binary", maxLength: 20 }),
 );
 const extraKey = fc.oneof(
-  // Those GitLab takes for variable names (letters, digits and _): the schema refuses the rest.
-  fc.constantFrom(...YAML_LOOKALIKES.filter((k) => /^[A-Za-z0-9_]+$/.test(k))),
+  // Those gen-lab takes for variable names (letters, digits and _, no digit first): the schema refuses the rest.
+  fc.constantFrom(
+    ...YAML_LOOKALIKES.filter((k) => /^[A-Za-z_][A-Za-z0-9_]*$/.test(k)),
+  ),
   fc.stringMatching(/^[A-Za-z_][A-Za-z0-9_]{0,12}$/),
 );
 

@@ -10,7 +10,7 @@ import { test } from "uvu";
 import * as assert from "uvu/assert";
 import type { CronJob } from "kubernetes-types/batch/v1.js";
 import type { ConfigMap } from "kubernetes-types/core/v1.js";
-import { generateLab } from "../src/generate.js";
+import { generate } from "../src/generate.js";
 import { checkLabs, parseLab } from "../src/load.js";
 import type { LabModel } from "../src/model.js";
 import { paths } from "../src/render/paths.js";
@@ -31,7 +31,7 @@ const labs: { file: string; text: string }[] = [
 ];
 
 function fileOf(lab: LabModel, p: string): string {
-  const f = generateLab(lab).find((g) => g.path === p);
+  const f = generate(lab).find((g) => g.path === p);
   assert.ok(f, `${p} is generated`);
   return f!.contents;
 }
@@ -310,7 +310,7 @@ for (const { file, text } of labs) {
   });
 
   test(`${file}: README: every runner's address and a mermaid flowchart`, () => {
-    const f = generateLab(lab).find((g) => g.path === paths.readme(lab))!;
+    const f = generate(lab).find((g) => g.path === paths.readme(lab))!;
     assert.is(f.mode, 0o644);
     for (const r of lab.runners) {
       assert.ok(f.contents.includes(r.address), r.address);
@@ -412,7 +412,7 @@ const invalid: { what: string; text: string; error: RegExp }[] = [
       'extra: { ".extends": ".other" }',
     ),
     error:
-      /^pipeline\.triggers\[0\]\.extra\.\.extends: key must be a GitLab CI\/CD variable name/,
+      /^pipeline\.triggers\[0\]\.extra\.\.extends: key must be a pipeline variable name/,
   },
   {
     what: "an extra key GitLab refuses as a variable name",
@@ -421,7 +421,7 @@ const invalid: { what: string; text: string; error: RegExp }[] = [
       'extra: { "kernel-config": "debug" }',
     ),
     error:
-      /^pipeline\.triggers\[0\]\.extra\.kernel-config: key must be a GitLab CI\/CD variable name \(letters, digits and _\).*got "kernel-config"/,
+      /^pipeline\.triggers\[0\]\.extra\.kernel-config: key must be a pipeline variable name \(letters, digits and _, not starting with a digit\).*got "kernel-config"/,
   },
   {
     what: "prefix makes an sg- security group name",

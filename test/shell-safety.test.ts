@@ -240,7 +240,7 @@ function runDispatcher(
       file,
       ...args,
     ],
-    { cwd, encoding: "utf8", timeout: 30_000 },
+    { cwd, encoding: "utf8", timeout: 60_000 },
   );
   const calls = fs
     .readFileSync(log, "utf8")

@@ -3,7 +3,7 @@ import type { CronJob } from "kubernetes-types/batch/v1.js";
 import type { ConfigMap } from "kubernetes-types/core/v1.js";
 import { generatedHeader, MODE_PUBLIC, type GeneratedFile } from "../file.js";
 import type { LabModel } from "../model.js";
-import { toYamlStream } from "../yaml-out.js";
+import { toYaml } from "./yaml.js";
 import { paths } from "./paths.js";
 import { triggerYaml } from "./pipeline-data.js";
 
@@ -154,7 +154,9 @@ export function renderKubernetes(
     {
       path: paths.kubernetes(lab),
       mode: MODE_PUBLIC,
-      contents: `${header}\n${toYamlStream(triggerObjects(lab, config))}`,
+      contents: `${header}\n${triggerObjects(lab, config)
+        .map((o) => toYaml(o))
+        .join("---\n")}`,
     },
   ];
 }

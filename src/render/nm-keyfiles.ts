@@ -1,6 +1,10 @@
 import { generatedHeader, MODE_SECRET, type GeneratedFile } from "../file.js";
-import { serializeKeyfile, type KeyfileSection } from "../keyfile.js";
-import type { LabModel, RunnerModel } from "../model.js";
+import { serializeKeyfile, type KeyfileSection } from "./keyfile.js";
+import {
+  wireguardInterface,
+  type LabModel,
+  type RunnerModel,
+} from "../model.js";
 import { paths } from "./paths.js";
 
 /** NM's D-Bus name of the OpenVPN and libreswan plugins (NetworkManager-openvpn, NetworkManager-libreswan). */
@@ -13,11 +17,6 @@ export const LIBRESWAN_SERVICE = "org.freedesktop.NetworkManager.libreswan";
  * (and with it the tunnel as secondary) when the interface appears, also after a reboot.
  */
 export const UPLINK_AUTOCONNECT_PRIORITY = 200;
-
-/** The kernel's limit for interface names is 15 characters. */
-export function wireguardInterface(lab: Pick<LabModel, "name">): string {
-  return `wg-${lab.name}`.slice(0, 15);
-}
 
 /** The tunnel keyfile and the uplink keyfile of one runner, both 0600 (keyfiles may hold secrets, and NM refuses group/world-readable ones). */
 export function renderKeyfiles(

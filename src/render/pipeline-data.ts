@@ -1,6 +1,6 @@
 import { generatedHeader, MODE_PUBLIC, type GeneratedFile } from "../file.js";
 import type { LabModel } from "../model.js";
-import { toYaml } from "../yaml-out.js";
+import { toYaml } from "./yaml.js";
 import { paths } from "./paths.js";
 
 /** One entry of the gitrepo-trigger configuration: a name and its flat string options. */
@@ -35,7 +35,7 @@ export function triggerConfig(lab: LabModel): Record<string, TriggerConfig> {
  * file and the Kubernetes ConfigMap carry exactly this text.
  */
 export function triggerYaml(lab: LabModel): string {
-  return `# ${generatedHeader(lab.sourceName, "gitrepo-trigger configuration")}\n${toYaml(triggerConfig(lab))}`;
+  return `# ${generatedHeader(lab.sourceName, "gitrepo-trigger configuration")}\n${toYaml(triggerConfig(lab), { sorted: true, quoted: true })}`;
 }
 
 /** `<lab>/pipeline-data/<lab>.yaml`, for the pipeline-data repository. */

@@ -1,6 +1,6 @@
 import { generatedHeader, MODE_PUBLIC, type GeneratedFile } from "../file.js";
 import type { LabModel, RunnerModel } from "../model.js";
-import { toYamlOrdered } from "../yaml-out.js";
+import { toYaml } from "./yaml.js";
 import { workerResolvedConf } from "./drop-ins.js";
 import { paths } from "./paths.js";
 
@@ -27,6 +27,6 @@ export function renderWorkerUserData(
     path: paths.workerUserData(lab, runner),
     mode: MODE_PUBLIC,
     // cloud-init recognises user data by its first line.
-    contents: `#cloud-config\n# ${generatedHeader(lab.sourceName, `workers of runner ${runner.name}`)}\n${toYamlOrdered(config)}`,
+    contents: `#cloud-config\n# ${generatedHeader(lab.sourceName, `workers of runner ${runner.name}`)}\n${toYaml(config)}`,
   };
 }

@@ -126,7 +126,7 @@ const inRunner = (argv: readonly string[]) => [
 ];
 
 function nmcli(args: readonly string[], allowFail = false) {
-  return sh(inRunner(["nmcli", ...args]), { allowFail, timeoutMs: 30_000 });
+  return sh(inRunner(["nmcli", ...args]), { allowFail });
 }
 
 /** iptables-save of the runner, filter and nat tables, without comments and counters. */
@@ -602,7 +602,7 @@ async function waitVpnUp(side: LabSide): Promise<void> {
       );
       return r.stdout.trim() === "activated";
     },
-    20_000,
+    60_000,
     200,
   );
   // The dispatcher's vpn-up ends by hooking its NAT chain into POSTROUTING.
@@ -612,7 +612,7 @@ async function waitVpnUp(side: LabSide): Promise<void> {
       (chainRules("nat", "POSTROUTING") ?? "")
         .split("\n")
         .includes(`-A POSTROUTING -j GENLAB-NAT-${side.name}`),
-    15_000,
+    60_000,
     100,
   );
 }
@@ -623,7 +623,7 @@ async function waitRulesGone(side: LabSide): Promise<void> {
     () =>
       chainRules("filter", `GENLAB-FWD-${side.name}`) === undefined &&
       chainRules("nat", `GENLAB-NAT-${side.name}`) === undefined,
-    15_000,
+    60_000,
     100,
   );
 }

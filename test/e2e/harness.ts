@@ -51,14 +51,17 @@ export function sh(
     encoding: "utf8",
     input: opts.input,
     env: opts.env ?? process.env,
-    timeout: opts.timeoutMs ?? 20_000,
+    // A hang guard only: a loaded machine is not a hung program.
+    timeout: Math.max(opts.timeoutMs ?? 60_000, 60_000),
     killSignal: "SIGKILL",
   });
   if (!opts.allowFail && (r.status !== 0 || r.error)) {
     throw new Error(
-      `command failed (exit ${r.status}${r.signal ? `, signal ${r.signal}` : ""}${
-        r.error ? `, ${r.error.message}` : ""
-      }): ${argv.join(" ")}\n${r.stdout ?? ""}${r.stderr ?? ""}`,
+      `command ${
+        (r.error as NodeJS.ErrnoException | undefined)?.code === "ETIMEDOUT"
+          ? "hung (killed after its hang guard)"
+          : `failed (exit ${r.status}${r.signal ? `, signal ${r.signal}` : ""}${r.error ? `, ${r.error.message}` : ""})`
+      }: ${argv.join(" ")}\n${r.stdout ?? ""}${r.stderr ?? ""}`,
     );
   }
   return r;
@@ -125,7 +128,7 @@ export const sleep = (ms: number) =>
 export async function waitFor<T>(
   what: string,
   probe: () => T | undefined | false | null,
-  timeoutMs = 15_000,
+  timeoutMs = 60_000,
   intervalMs = 100,
 ): Promise<T> {
   const deadline = Date.now() + timeoutMs;
@@ -138,7 +141,7 @@ export async function waitFor<T>(
     }
     if (v) return v;
     if (Date.now() > deadline)
-      throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
+      throw new Error(`hung: no ${what} after ${timeoutMs / 1000} s`);
     await sleep(intervalMs);
   }
 }

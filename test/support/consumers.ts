@@ -45,7 +45,7 @@ const nmcli = (input: string) =>
   spawnSync("nmcli", ["--offline", "connection", "modify"], {
     input,
     encoding: "utf8",
-    timeout: 20_000,
+    timeout: 60_000,
   });
 
 /**
@@ -94,7 +94,7 @@ export function shellProblems(script: string): string[] {
     const lint = spawnSync(
       "shellcheck",
       ["--shell=bash", "--severity=style", file],
-      { encoding: "utf8", timeout: 30_000 },
+      { encoding: "utf8", timeout: 60_000 },
     );
     if (lint.status !== 0)
       problems.push(`shellcheck: ${lint.stdout}${lint.stderr}`);
