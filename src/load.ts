@@ -52,7 +52,14 @@ export function parseLabs(
   texts: readonly LabText[],
   onWarning?: (d: Diagnostic) => void,
 ): LabModel[] {
-  const { labs, diagnostics } = checkLabs(texts);
+  return labsOrThrow(checkLabs(texts), onWarning);
+}
+
+/** The labs of a check, or a {@link LabError} with every diagnostic; warnings go to `onWarning`. */
+export function labsOrThrow(
+  { labs, diagnostics }: CheckResult,
+  onWarning?: (d: Diagnostic) => void,
+): LabModel[] {
   if (!labs) throw new LabError(diagnostics);
   if (onWarning) diagnostics.forEach(onWarning);
   return [...labs];

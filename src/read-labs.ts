@@ -1,6 +1,11 @@
 import * as fs from "node:fs";
-import { fileError, LabError, type Diagnostic } from "./diagnostics.js";
-import { checkLabs, type CheckResult, type LabText } from "./load.js";
+import { fileError, type Diagnostic } from "./diagnostics.js";
+import {
+  checkLabs,
+  labsOrThrow,
+  type CheckResult,
+  type LabText,
+} from "./load.js";
 import type { LabModel } from "./model.js";
 import { MAX_LAB_BYTES } from "./parse.js";
 
@@ -55,8 +60,5 @@ export function loadLabs(
   files: readonly string[],
   onWarning?: (d: Diagnostic) => void,
 ): LabModel[] {
-  const { labs, diagnostics } = checkLabFiles(files);
-  if (!labs) throw new LabError(diagnostics);
-  if (onWarning) diagnostics.forEach(onWarning);
-  return [...labs];
+  return labsOrThrow(checkLabFiles(files), onWarning);
 }

@@ -1,4 +1,4 @@
-import { z } from "zod";
+import * as z from "zod";
 import { cidrProblem, dnsNameProblem, ipv4Problem } from "./net.js";
 
 /**

@@ -108,15 +108,11 @@ export function checkLab(source: LabSource, lab: LabInput): Diagnostic[] {
       subnets.push({ path, net });
     }
   }
-  pairwise(subnets, (a, b) => {
-    if (!overlaps(a.net, b.net)) return false;
-    r.error(
-      b.path,
-      `${b.net.text} overlaps ${a.net.text} (${formatPath(a.path)})`,
-      "give every subnet of the lab its own address range",
-    );
-    return true;
-  });
+  checkOverlaps(
+    r,
+    subnets,
+    "give every subnet of the lab its own address range",
+  );
 
   // The intranet.
   const intranet: Range[] = lab.intranet.cidrs.map((c, i) => ({
@@ -132,15 +128,11 @@ export function checkLab(source: LabSource, lab: LabInput): Diagnostic[] {
       );
     checkReserved(r, i, "intranet CIDR", true);
   }
-  pairwise(intranet, (a, b) => {
-    if (!overlaps(a.net, b.net)) return false;
-    r.error(
-      b.path,
-      `${b.net.text} overlaps ${a.net.text} (${formatPath(a.path)})`,
-      "list each intranet range once; merge or remove the overlapping one",
-    );
-    return true;
-  });
+  checkOverlaps(
+    r,
+    intranet,
+    "list each intranet range once; merge or remove the overlapping one",
+  );
   if (lab.intranet.cidrs.length + 1 > ROUTES_QUOTA)
     r.warn(
       ["intranet", "cidrs"],
@@ -175,6 +167,23 @@ export function checkLab(source: LabSource, lab: LabInput): Diagnostic[] {
   checkVpnRemote(r, lab, vpc, intranet);
   checkPipeline(r, lab);
   return r.list;
+}
+
+/** Ranges of one kind that must not meet: each overlap is reported on the later one. */
+function checkOverlaps(
+  r: Reporter,
+  ranges: readonly Range[],
+  hint: string,
+): void {
+  pairwise(ranges, (a, b) => {
+    if (!overlaps(a.net, b.net)) return false;
+    r.error(
+      b.path,
+      `${b.net.text} overlaps ${a.net.text} (${formatPath(a.path)})`,
+      hint,
+    );
+    return true;
+  });
 }
 
 /** AWS takes /16 to /28 for a VPC's and a subnet's CIDR block. */
