@@ -26,6 +26,8 @@ readonly DEBIAN_NEEDS=(
   dpkg-deb:dpkg
   /usr/lib/python3/dist-packages/yaml/__init__.py:python3-yaml
   /usr/libexec/ipsec/algparse:libreswan
+  /usr/bin/aws:awscli
+  /usr/bin/systemd-analyze:systemd
 )
 
 missing=()

@@ -1,6 +1,6 @@
 import { createHash } from "node:crypto";
 import { byPath, MODE_PUBLIC, type GeneratedFile } from "./file.js";
-import type { LabModel } from "./model.js";
+import type { LabModel, RunnerModel } from "./model.js";
 import { renderRunnerResolved, renderSysctl } from "./render/drop-ins.js";
 import { renderDispatcher } from "./render/dispatcher.js";
 import { renderKeyfiles } from "./render/nm-keyfiles.js";
@@ -9,17 +9,38 @@ import { renderLabReadme } from "./render/lab-readme.js";
 import { renderLoadSecrets } from "./render/load-secrets.js";
 import { paths } from "./render/paths.js";
 import { renderPipelineData } from "./render/pipeline-data.js";
+import { renderRunnerBoot } from "./render/runner-boot.js";
+import { renderRunnerConfig } from "./render/runner-config.js";
+import { renderRunnerUserData } from "./render/runner-user-data.js";
 import { renderTerraform } from "./render/terraform.js";
 import { renderWorkerUserData } from "./render/worker-user-data.js";
 
-/** The renderers: each makes one kind of file for one lab. */
-const RENDERERS: readonly ((lab: LabModel) => GeneratedFile[])[] = [
-  (lab) => lab.runners.flatMap((r) => renderKeyfiles(lab, r)),
-  (lab) => lab.runners.map((r) => renderDispatcher(lab, r)),
-  (lab) => lab.runners.map((r) => renderSysctl(lab, r)),
-  (lab) => lab.runners.map((r) => renderRunnerResolved(lab, r)),
-  (lab) => lab.runners.map((r) => renderWorkerUserData(lab, r)),
-  (lab) => lab.runners.flatMap((r) => renderLoadSecrets(lab, r)),
+/** What a runner's rootfs overlay holds: each renderer makes one kind of file. */
+const ROOTFS: readonly ((
+  lab: LabModel,
+  runner: RunnerModel,
+) => GeneratedFile[])[] = [
+  renderKeyfiles,
+  (lab, r) => [renderDispatcher(lab, r)],
+  (lab, r) => [renderSysctl(lab, r), renderRunnerResolved(lab, r)],
+  renderLoadSecrets,
+  renderRunnerBoot,
+];
+
+/** A runner's files: its rootfs, config.toml, its workers' user data and its own, which holds the others. */
+export function renderRunner(
+  lab: LabModel,
+  runner: RunnerModel,
+): GeneratedFile[] {
+  const rootfs = ROOTFS.flatMap((render) => render(lab, runner));
+  const config = renderRunnerConfig(lab, runner);
+  const workers = renderWorkerUserData(lab, runner);
+  const own = renderRunnerUserData(lab, runner, rootfs, config, workers);
+  return [...rootfs, config, workers, own];
+}
+
+/** The renderers of the files a lab has once. */
+const LAB_RENDERERS: readonly ((lab: LabModel) => GeneratedFile[])[] = [
   renderTerraform,
   renderPipelineData,
   renderKubernetes,
@@ -38,7 +59,10 @@ export function generate(
     : [labs as LabModel];
   return list
     .flatMap((lab) => {
-      const files = RENDERERS.flatMap((render) => render(lab));
+      const files = [
+        ...lab.runners.flatMap((r) => renderRunner(lab, r)),
+        ...LAB_RENDERERS.flatMap((render) => render(lab)),
+      ];
       return [...files, renderManifest(lab, files)];
     })
     .sort(byPath);

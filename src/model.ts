@@ -1,3 +1,4 @@
+import { createHash } from "node:crypto";
 import { v5 as uuidv5 } from "uuid";
 import type { LabInput } from "./schema.js";
 
@@ -27,6 +28,18 @@ export interface LabModel {
   /** Worker subnets of every zone, in zone order: the sources the runners forward and masquerade. */
   readonly workerSubnets: readonly string[];
   readonly pipeline: PipelineModel;
+  readonly workers: WorkersModel;
+  /** Names of AWS objects of the lab as a whole. */
+  readonly names: {
+    /** `<prefix>-<environment>-<lab>`: the start of every per-runner AWS name. */
+    readonly base: string;
+    readonly runnersSecurityGroup: string;
+    readonly workersSecurityGroup: string;
+    /** The KMS key alias that encrypts the lab's SSM parameters. */
+    readonly kmsAlias: string;
+    /** The IAM role and instance profile of docker-machine's workers (no permissions). */
+    readonly workersRole: string;
+  };
   /** Names of this lab's iptables chains (at most 28 characters, iptables' limit). */
   readonly chains: { readonly forward: string; readonly nat: string };
 }
@@ -113,6 +126,50 @@ export interface RunnerModel {
     readonly uplinkId: string;
     readonly uplinkUuid: string;
   };
+  /** Files the tunnel reads, each fetched at boot from its SSM parameter (base64 of the file). */
+  readonly credentials: readonly {
+    readonly field: CredentialField;
+    readonly path: string;
+    readonly parameter: string;
+  }[];
+  /** Names of this runner's own AWS and GitLab objects. */
+  readonly names: {
+    /** The runner's IAM role and instance profile (at most 64 characters). */
+    readonly role: string;
+    /** Its workers' Auto Scaling group and launch template (docker-autoscaler). */
+    readonly workers: string;
+    /** docker-machine's name of a worker: `%s` is its unique part. */
+    readonly machine: string;
+    /** SSM parameter of the GitLab runner authentication token. */
+    readonly tokenParameter: string;
+    /** SSM parameter of the worker subnet's id (docker+machine reads it at boot). */
+    readonly subnetParameter: string;
+    readonly description: string;
+  };
+}
+
+/** The fields of a runner (and `ca` of the lab) that name a credential file. */
+export type CredentialField =
+  "ca" | "static_key" | "cert" | "key" | "private_key_file" | "psk_file";
+
+/** The runners' workers and the gitlab-runner that drives them. */
+export interface WorkersModel {
+  readonly executor: "docker-autoscaler" | "docker+machine";
+  readonly ami: string;
+  readonly instanceType: string;
+  readonly maxInstances: number;
+  readonly capacityPerInstance: number;
+  /** 0: no limit. */
+  readonly maxUseCount: number;
+  readonly idleCount: number;
+  /** A Go duration, e.g. `20m`. */
+  readonly idleTime: string;
+  readonly sshUser: string;
+  readonly image: string;
+  readonly rootDeviceName: string;
+  /** GiB. */
+  readonly rootVolumeSize: number;
+  readonly gitlabRunnerVersion: string;
 }
 
 export interface EgressModel {
@@ -160,6 +217,30 @@ export function wireguardInterface(lab: Pick<LabModel, "name">): string {
   return `wg-${lab.name}`.slice(0, 15);
 }
 
+/**
+ * `name` if it has at most `max` characters; otherwise cut, with 8 hex digits of its sha256
+ * appended, so it stays unique and stable (IAM names: 64, Kubernetes names: 52).
+ */
+export function shortName(name: string, max: number): string {
+  if (name.length <= max) return name;
+  const hash = createHash("sha256").update(name).digest("hex").slice(0, 8);
+  return `${name.slice(0, max - 9).replace(/-+$/, "")}-${hash}`;
+}
+
+/**
+ * The SSM parameter of a runner's credential field by default:
+ * `/<prefix>/<environment>/<lab>/<runner>/<field>`, and `/<prefix>/<environment>/<lab>/ca` for
+ * the lab's CA certificate, which its runners share.
+ */
+export function defaultParameter(
+  lab: { prefix: string; environment: string; name: string },
+  runner: string,
+  field: string,
+): string {
+  const base = `/${lab.prefix}/${lab.environment}/${lab.name}`;
+  return field === "ca" ? `${base}/ca` : `${base}/${runner}/${field}`;
+}
+
 /** The S3 bucket name of a purpose: `<prefix>-<environment>-<lab>-<purpose>`. */
 export function bucketName(
   lab: { prefix: string; environment: string; name: string },
@@ -186,6 +267,7 @@ export function resolveLab(input: LabInput, file: string): LabModel {
     }));
   const zoneByName = new Map(zones.map((z) => [z.name, z]));
 
+  const base = `${input.prefix}-${input.environment}-${input.name}`;
   const runners: RunnerModel[] = input.runners.map((r) => {
     const zone = zoneByName.get(r.zone)!;
     return {
@@ -202,9 +284,24 @@ export function resolveLab(input: LabInput, file: string): LabModel {
         uplinkId: `${input.name}-uplink`,
         uplinkUuid: connectionUuid(input, r.name, "uplink"),
       },
+      credentials: credentialFiles(input, r).map(([field, path]) => ({
+        field,
+        path,
+        parameter:
+          r.ssm_parameters?.[field] ?? defaultParameter(input, r.name, field),
+      })),
+      names: {
+        role: shortName(`${base}-${r.name}`, 64),
+        workers: `${base}-${r.name}-workers`,
+        machine: `${input.name}-${r.name}-%s`,
+        tokenParameter: defaultParameter(input, r.name, "runner-token"),
+        subnetParameter: defaultParameter(input, r.name, "worker-subnet-id"),
+        description: `${input.name} ${r.name} (${r.zone})`,
+      },
     };
   });
 
+  const w = input.workers;
   return {
     file,
     sourceName: file.split(/[\\/]/).pop() ?? file,
@@ -251,11 +348,51 @@ export function resolveLab(input: LabInput, file: string): LabModel {
         extra: { ...(t.extra ?? {}) },
       })),
     },
+    workers: {
+      executor: w.executor,
+      ami: w.ami ?? input.aws.ami,
+      instanceType: w.instance_type,
+      maxInstances: w.max_instances,
+      capacityPerInstance: w.capacity_per_instance,
+      maxUseCount: w.max_use_count,
+      idleCount: w.idle_count,
+      idleTime: w.idle_time,
+      sshUser: w.ssh_user,
+      image: w.image,
+      rootDeviceName: w.root_device_name,
+      rootVolumeSize: w.root_volume_size,
+      gitlabRunnerVersion: w.gitlab_runner_version,
+    },
+    names: {
+      base,
+      runnersSecurityGroup: `${input.prefix}.${input.environment}.sg.${input.name}-runners`,
+      workersSecurityGroup: `${input.prefix}.${input.environment}.sg.${input.name}-workers`,
+      kmsAlias: `alias/${base}-runners`,
+      workersRole: shortName(`${base}-workers`, 64),
+    },
     chains: {
       forward: `GENLAB-FWD-${input.name}`,
       nat: `GENLAB-NAT-${input.name}`,
     },
   };
+}
+
+/** The credential files a runner's tunnel reads, with the field that names each. */
+export function credentialFiles(
+  lab: LabInput,
+  r: LabInput["runners"][number],
+): [CredentialField, string][] {
+  const files: [CredentialField, string | undefined][] = [
+    ["ca", lab.vpn.type === "openvpn" ? lab.vpn.ca : undefined],
+    ["static_key", r.vpn.static_key],
+    ["cert", r.vpn.cert],
+    ["key", r.vpn.key],
+    ["private_key_file", r.vpn.private_key_file],
+    ["psk_file", r.vpn.psk_file],
+  ];
+  return files.filter(
+    (f): f is [CredentialField, string] => f[1] !== undefined,
+  );
 }
 
 function resolveTunnel(

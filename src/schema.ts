@@ -117,6 +117,49 @@ const IMAGE_RE =
 const SCHEDULE_RE =
   /^(?:@(?:yearly|annually|monthly|weekly|daily|midnight|hourly)|@every (?=\d)(?:\d+h)?(?:\d+m)?(?:\d+s)?|[0-9A-Za-z*?,/-]+(?:[ \t]+[0-9A-Za-z*?,/-]+){4})$/;
 
+const Ami = pattern(
+  /^ami-[0-9a-f]{8,17}$/,
+  "an AMI id",
+  "ami-0123456789abcdef0",
+);
+const InstanceType = pattern(
+  /^[a-z][a-z0-9-]*\.[a-z0-9]+$/,
+  "an EC2 instance type",
+  "t3.medium",
+);
+const Image = pattern(
+  IMAGE_RE,
+  "a container image reference, [registry[:port]/]path[:tag][@digest]",
+  "quay.io/cki/cki-tools:production",
+);
+/** A whole number of at least `min`. */
+const Count = (min: number) =>
+  z
+    .number({
+      error: err("must be a number", `use a whole number of at least ${min}`),
+    })
+    .int({
+      error: err(
+        "must be a whole number",
+        `use a whole number of at least ${min}`,
+      ),
+    })
+    .min(min, {
+      error: err(
+        `must be at least ${min}`,
+        `use a whole number of at least ${min}`,
+      ),
+    });
+/**
+ * An SSM parameter name, fully qualified: `/` and path parts of letters, digits and `_.-`, at
+ * most 1011 characters; names starting with aws or ssm are AWS's own.
+ */
+const SsmName = pattern(
+  /^(?!\/(?:aws|ssm))(?=.{2,1011}$)(?:\/[A-Za-z0-9_.-]+){1,15}$/i,
+  "a fully qualified SSM parameter name (/path/name, not starting with /aws or /ssm)",
+  "/arr-cki/prod/foo/foo-1/static_key",
+);
+
 const OpenVpnSchema = z.strictObject({
   type: z.literal("openvpn"),
   remote: Host,
@@ -213,6 +256,68 @@ const RunnerSchema = z.strictObject({
     address: Cidr.optional(),
     psk_file: RunnerPath.optional(),
   }),
+  /**
+   * SSM parameters holding this runner's credential files (base64 of the file), by the field
+   * that names the file (`ca` for the lab's CA certificate); fetched at boot. Default
+   * `/<prefix>/<environment>/<lab>/<runner>/<field>`.
+   */
+  ssm_parameters: z
+    .partialRecord(
+      z.enum(
+        ["ca", "static_key", "cert", "key", "private_key_file", "psk_file"],
+        {
+          error: err(
+            "must name a credential field",
+            "ca, static_key, cert, key, private_key_file or psk_file",
+          ),
+        },
+      ),
+      SsmName,
+    )
+    .optional(),
+});
+
+/** The optional `workers` section: what the runners' workers are and how they scale. */
+const WorkersSchema = z.strictObject({
+  executor: z
+    .enum(["docker-autoscaler", "docker+machine"], {
+      error: err(
+        "must be docker-autoscaler or docker+machine",
+        "leave it out for docker-autoscaler",
+      ),
+    })
+    .default("docker-autoscaler"),
+  /** Default: aws.ami. It needs Docker (or a package manager to install it) and EC2 Instance Connect. */
+  ami: Ami.optional(),
+  instance_type: InstanceType.default("t3.large"),
+  max_instances: Count(1).default(10),
+  capacity_per_instance: Count(1).default(1),
+  /** Jobs an instance runs before it is replaced; 0: no limit. */
+  max_use_count: Count(0).default(50),
+  idle_count: Count(0).default(0),
+  idle_time: pattern(
+    /^(?=\d)(?:\d+h)?(?:\d+m)?(?:\d+s)?$/,
+    "a duration in hours, minutes and seconds",
+    "20m",
+  ).default("20m"),
+  ssh_user: pattern(
+    /^[a-z_][a-z0-9_-]{0,31}$/,
+    "a user name",
+    "ec2-user",
+  ).default("ec2-user"),
+  /** The job image when a job names none. */
+  image: Image.default("quay.io/fedora/fedora:latest"),
+  root_device_name: pattern(
+    /^\/dev\/[a-z0-9]+$/,
+    "a device name",
+    "/dev/xvda",
+  ).default("/dev/xvda"),
+  root_volume_size: Count(8).default(50),
+  gitlab_runner_version: pattern(
+    /^\d+\.\d+\.\d+$/,
+    "a gitlab-runner version",
+    "19.3.0",
+  ).default("19.3.0"),
 });
 
 const EgressSchema = z.strictObject({
@@ -299,11 +404,7 @@ const PipelineSchema = z.strictObject({
     "a cron schedule: five fields or a macro such as @hourly",
     "0 */4 * * *",
   ),
-  image: pattern(
-    IMAGE_RE,
-    "a container image reference, [registry[:port]/]path[:tag][@digest]",
-    "quay.io/cki/cki-tools:production",
-  ).default("quay.io/cki/cki-tools:production"),
+  image: Image.default("quay.io/cki/cki-tools:production"),
   triggers: nonEmpty(
     TriggerSchema,
     "trigger",
@@ -352,12 +453,8 @@ export const LabSchema = z.strictObject({
       "vpc-0a1b2c3d4e5f60718",
     ),
     vpc_cidr: Cidr,
-    ami: pattern(/^ami-[0-9a-f]{8,17}$/, "an AMI id", "ami-0123456789abcdef0"),
-    instance_type: pattern(
-      /^[a-z][a-z0-9-]*\.[a-z0-9]+$/,
-      "an EC2 instance type",
-      "t3.medium",
-    ).default("t3.medium"),
+    ami: Ami,
+    instance_type: InstanceType.default("t3.medium"),
     internet_gateway_id: pattern(
       /^igw-[0-9a-f]{8,17}$/,
       "an internet gateway id",
@@ -402,6 +499,7 @@ export const LabSchema = z.strictObject({
     "{ name: foo-1, zone: us-east-1a, ... }",
   ),
   egress: z.array(EgressSchema).optional(),
+  workers: WorkersSchema.prefault({}),
   pipeline: PipelineSchema,
 });
 

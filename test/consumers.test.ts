@@ -1,6 +1,7 @@
 /**
  * The generated files, read by the programs that will consume them on a runner or worker:
- * NetworkManager's own keyfile parser (nmcli --offline), bash and shellcheck, cloud-init.
+ * NetworkManager's own keyfile parser (nmcli --offline), bash and shellcheck, cloud-init,
+ * systemd-analyze.
  * Covers every golden tree and the committed out/.
  */
 import { spawnSync } from "node:child_process";
@@ -8,7 +9,7 @@ import * as fs from "node:fs";
 import * as path from "node:path";
 import { test } from "uvu";
 import * as assert from "uvu/assert";
-import { GOLDEN, ROOT, have } from "./helpers.js";
+import { GOLDEN, ROOT, have, skipped } from "./helpers.js";
 import { cloudInitProblems, nmcliProblems } from "./support/consumers.js";
 
 function filesUnder(dir: string, match: (p: string) => boolean): string[] {
@@ -36,9 +37,18 @@ const dispatchers = trees.flatMap((t) =>
   ),
 );
 const userData = trees.flatMap((t) =>
-  filesUnder(t, (p) => p.endsWith("worker-user-data.yaml")),
+  filesUnder(t, (p) => p.endsWith("user-data.yaml")),
+);
+const units = trees.flatMap((t) =>
+  filesUnder(t, (p) => /\/etc\/systemd\/system\/[^/]+\.service$/.test(p)),
 );
 const rel = (p: string) => path.relative(ROOT, p);
+
+test("every kind of file the consumers check is there", () => {
+  assert.ok(
+    dispatchers.length >= 16 && userData.length >= 18 && units.length >= 9,
+  );
+});
 
 test("the consumer programs are installed (scripts/test-all.sh installs them)", () => {
   for (const p of ["nmcli", "shellcheck", "cloud-init", "bash"])
@@ -72,6 +82,31 @@ for (const file of dispatchers) {
 for (const file of userData) {
   test(`cloud-init schema accepts ${rel(file)}`, () => {
     assert.equal(cloudInitProblems(fs.readFileSync(file, "utf8")), []);
+  });
+}
+
+for (const file of units) {
+  test(`systemd-analyze verify accepts ${rel(file)}`, () => {
+    if (process.getuid?.() !== 0)
+      return skipped(
+        "needs root to lay the rootfs over / in a mount namespace",
+      );
+    // Where the rootfs puts it, with the script its ExecStart names: the rootfs laid over
+    // /etc and /usr/local, read-only, in a mount namespace of the test's own.
+    const root = file.slice(0, file.indexOf("/rootfs/") + "/rootfs".length);
+    const r = spawnSync(
+      "unshare",
+      [
+        "-m",
+        "sh",
+        "-c",
+        `mount --make-rprivate / && mount -t overlay overlay -o lowerdir="$0/etc:/etc" /etc && mount -t overlay overlay -o lowerdir="$0/usr/local:/usr/local" /usr/local && systemd-analyze verify "$1"`,
+        root,
+        file.slice(root.length),
+      ],
+      { encoding: "utf8" },
+    );
+    assert.is(r.status, 0, `${r.stdout}${r.stderr}`);
   });
 }
 

@@ -937,6 +937,96 @@ const cases: Case[] = [
     at: /runner_tags: \*nope/,
     message: /Unresolved alias.*nope/,
   },
+  {
+    rule: "more workers than the worker subnet holds",
+    text: edit(
+      FOO,
+      "\npipeline:",
+      "\nworkers: { max_instances: 2000 }\n\npipeline:",
+    ),
+    path: "aws.zones.us-east-1a.worker_subnet",
+    at: /worker_subnet: 172\.31\.208\.0\/22/,
+    message: /holds 1019 workers, fewer than workers\.max_instances \(2000\)/,
+  },
+  {
+    rule: "the docker+machine executor warns of its removal",
+    text: edit(
+      FOO,
+      "\npipeline:",
+      "\nworkers:\n  executor: docker+machine\n\npipeline:",
+    ),
+    path: "workers.executor",
+    at: /executor: docker\+machine/,
+    message: /removed in GitLab 20\.0 \(May 2027\)/,
+    severity: "warning",
+  },
+  {
+    rule: "a gitlab-runner too old for docker-autoscaler",
+    text: edit(
+      FOO,
+      "\npipeline:",
+      "\nworkers:\n  gitlab_runner_version: 16.5.0\n\npipeline:",
+    ),
+    path: "workers.gitlab_runner_version",
+    at: /gitlab_runner_version: 16\.5\.0/,
+    message: /has no generally available docker-autoscaler executor/,
+  },
+  {
+    rule: "zero workers",
+    text: edit(
+      FOO,
+      "\npipeline:",
+      "\nworkers: { max_instances: 0 }\n\npipeline:",
+    ),
+    path: "workers.max_instances",
+    at: /max_instances: 0/,
+    message: /must be at least 1/,
+  },
+  {
+    rule: "a runner's SSM parameter that is another runner's",
+    text: edit(
+      FOO,
+      "    address: 172.31.200.20\n",
+      "    address: 172.31.200.20\n    ssm_parameters: { static_key: /arr-cki/prod/foo/foo-1/static_key }\n",
+    ),
+    path: "runners[1].ssm_parameters.static_key",
+    at: /ssm_parameters: \{ static_key/,
+    message: /is also the parameter of runners\[0\]/,
+  },
+  {
+    rule: "a credential's SSM parameter where gen-lab keeps the runner token",
+    text: edit(
+      FOO,
+      "    address: 172.31.200.20\n",
+      "    address: 172.31.200.20\n    ssm_parameters: { static_key: /arr-cki/prod/foo/foo-2/runner-token }\n",
+    ),
+    path: "runners[1].ssm_parameters.static_key",
+    at: /ssm_parameters: \{ static_key/,
+    message: /the one gen-lab keeps a runner's token/,
+  },
+  {
+    rule: "an SSM parameter name AWS keeps for itself",
+    text: edit(
+      FOO,
+      "    address: 172.31.200.20\n",
+      "    address: 172.31.200.20\n    ssm_parameters: { static_key: /aws/reference/x }\n",
+    ),
+    path: "runners[1].ssm_parameters.static_key",
+    at: /ssm_parameters: \{ static_key/,
+    message: /must be a fully qualified SSM parameter name/,
+  },
+  {
+    rule: "an SSM parameter for no credential field",
+    text: edit(
+      FOO,
+      "    address: 172.31.200.20\n",
+      "    address: 172.31.200.20\n    ssm_parameters: { token: /x/y }\n",
+    ),
+    path: "runners[1].ssm_parameters.token",
+    at: /ssm_parameters: \{ token/,
+    message:
+      /unknown key "token".*allowed here: ca, cert, key, private_key_file, psk_file, static_key/,
+  },
 ];
 
 test("the WireGuard variant of the example lab is valid", () => {
@@ -995,6 +1085,12 @@ test("a WireGuard lab without nameservers generates, with no DNS server on the t
     const g = without.get(f.path)!;
     // The manifest holds every file's checksum, so it differs with the keyfiles.
     if (f.path.endsWith(MANIFEST_NAME)) continue;
+    // The runner's user data carries the keyfile.
+    if (
+      f.path.endsWith("/user-data.yaml") &&
+      !f.path.endsWith("worker-user-data.yaml")
+    )
+      continue;
     if (!f.path.endsWith("/foo-vpn.nmconnection")) {
       assert.is(g.contents, f.contents, `${f.path} does not depend on DNS`);
       continue;

@@ -16,7 +16,6 @@ import type { LabModel } from "../src/model.js";
 import { paths } from "../src/render/paths.js";
 import { k8sName, CRONJOB_NAME_MAX } from "../src/render/kubernetes.js";
 import { tfNames } from "../src/render/terraform.js";
-import { listMarker } from "../src/render/templates.js";
 import { ROOT, validFixtures } from "./helpers.js";
 
 const FOO = fs.readFileSync(path.join(ROOT, "labs", "foo.yaml"), "utf8");
@@ -53,7 +52,10 @@ for (const { file, text } of labs) {
     const t = tf(lab);
     assert.is(t.terraform.required_providers.aws.source, "hashicorp/aws");
     assert.match(t.terraform.required_providers.aws.version, /\d/);
-    assert.equal(t.provider, { aws: { region: lab.aws.region } });
+    assert.equal(t.provider, {
+      aws: { region: lab.aws.region },
+      gitlab: { base_url: `${lab.pipeline.gitlabUrl}/api/v4/` },
+    });
     const r = t.resource;
     assert.is(Object.keys(r.aws_subnet).length, 2 * lab.aws.zones.length);
     for (const zone of lab.aws.zones) {
@@ -130,34 +132,50 @@ for (const { file, text } of labs) {
     }
   });
 
-  test(`${file}: terraform: the runners' security group admits the worker subnets only`, () => {
+  test(`${file}: terraform: the runners' security group admits the worker subnets only, the workers' the runners only`, () => {
     const r = tf(lab).resource;
-    const groups = Object.keys(r.aws_security_group);
-    assert.is(groups.length, 1);
-    assert.not.ok(
-      "ingress" in r.aws_security_group[groups[0]!] ||
-        "egress" in r.aws_security_group[groups[0]!],
-      "no inline rules beside the rule resources",
+    assert.equal(Object.keys(r.aws_security_group).sort(), [
+      tfNames.securityGroup(lab),
+      tfNames.workersSecurityGroup(lab),
+    ]);
+    for (const g of Object.values(r.aws_security_group) as Json[])
+      assert.not.ok(
+        "ingress" in g || "egress" in g,
+        "no inline rules beside the rule resources",
+      );
+    const runners = ref("aws_security_group", tfNames.securityGroup(lab), "id");
+    const workers = ref(
+      "aws_security_group",
+      tfNames.workersSecurityGroup(lab),
+      "id",
     );
-    const sg = ref("aws_security_group", groups[0]!, "id");
     const ingress = Object.values(
       r.aws_vpc_security_group_ingress_rule,
     ) as Json[];
+    const toRunners = ingress.filter((x) => x.security_group_id === runners);
     assert.equal(
-      ingress.map((x) => x.cidr_ipv4).sort(),
+      toRunners.map((x) => x.cidr_ipv4).sort(),
       [...lab.workerSubnets].sort(),
     );
-    for (const rule of ingress) {
-      assert.is(rule.security_group_id, sg);
+    for (const rule of toRunners) {
       assert.is(rule.ip_protocol, "-1");
       assert.not.ok("from_port" in rule || "to_port" in rule);
     }
+    assert.equal(
+      ingress
+        .filter((x) => x.security_group_id === workers)
+        .map((x) => [x.referenced_security_group_id, x.from_port]),
+      [[runners, 22]],
+    );
     const egress = Object.values(
       r.aws_vpc_security_group_egress_rule,
     ) as Json[];
     assert.equal(
       egress.map((x) => [x.security_group_id, x.cidr_ipv4, x.ip_protocol]),
-      [[sg, "0.0.0.0/0", "-1"]],
+      [
+        [runners, "0.0.0.0/0", "-1"],
+        [workers, "0.0.0.0/0", "-1"],
+      ],
     );
   });
 
@@ -234,9 +252,16 @@ for (const { file, text } of labs) {
     const refs = fileOf(lab, paths.terraform(lab)).match(/\$\{[^}]*\}/g) ?? [];
     assert.ok(refs.length > 0);
     for (const r of refs) {
-      const m = /^\$\{(aws_[a-z0-9_]+)\.([A-Za-z0-9_-]+)\.([a-z_]+)\}$/.exec(r);
+      if (/^\$\{(path\.module|base64)/.test(r)) continue; // file() of the runner's user data
+      const m =
+        /^\$\{(data\.)?((?:aws|gitlab)_[a-z0-9_]+)\.([A-Za-z0-9_-]+)\.([a-z_]+)\}$/.exec(
+          r,
+        );
       assert.ok(m, `${r} is a plain resource attribute reference`);
-      assert.ok(t.resource[m![1]!]?.[m![2]!], `${r} points at a resource`);
+      assert.ok(
+        (m![1] ? t.data : t.resource)[m![2]!]?.[m![3]!],
+        `${r} points at a resource`,
+      );
     }
     for (const [type, byName] of Object.entries(t.resource as Json))
       for (const name of Object.keys(byName as Json))
@@ -317,7 +342,8 @@ for (const { file, text } of labs) {
       assert.ok(f.contents.includes(r.workerSubnet), r.workerSubnet);
     }
     assert.match(f.contents, /```mermaid\nflowchart /);
-    assert.match(f.contents, /nmcli connection up \S+-uplink/);
+    assert.match(f.contents, /aws ssm put-parameter /);
+    assert.match(f.contents, /terraform apply/);
     assert.ok(f.contents.includes(`iptables -S ${lab.chains.forward}`));
     assert.ok(f.contents.includes(`iptables -t nat -S ${lab.chains.nat}`));
     assert.ok(
@@ -325,20 +351,19 @@ for (const { file, text } of labs) {
         `resolvectl query ${new URL(lab.beakerUrl).hostname}`,
       ),
     );
-    assert.ok(f.contents.includes("amazonec2-userdata="));
+    for (const r of lab.runners)
+      for (const c of r.credentials)
+        assert.ok(f.contents.includes(`--name ${c.parameter} `), c.parameter);
     // The deploy steps are numbered in order, one per runner, and every line that continues
     // a step is indented to its text (column 5), so Markdown keeps it in that step.
     const deploy = f.contents.slice(
       f.contents.indexOf("## Deploy"),
-      f.contents.indexOf("## Check it on a runner"),
+      f.contents.indexOf("## Check it"),
     );
     const steps = [...deploy.matchAll(/^(\d+)\.  ?\S/gm)].map((m) =>
       Number(m[1]),
     );
-    assert.equal(
-      steps,
-      Array.from({ length: lab.runners.length + 3 }, (_, i) => i + 1),
-    );
+    assert.equal(steps, [1, 2, 3, 4]);
     const body = deploy.slice(deploy.search(/^1\. /m));
     for (const line of body.split("\n"))
       assert.ok(
@@ -347,12 +372,6 @@ for (const { file, text } of labs) {
       );
   });
 }
-
-test("list markers keep a step's text in column 5, up to step 99", () => {
-  assert.is(`${listMarker(2)} x`, "2.  x");
-  assert.is(`${listMarker(10)} x`, "10. x");
-  assert.is(`${listMarker(99)} x`.indexOf("x"), 4);
-});
 
 test("kubernetes names: at most 52 characters, cut deterministically and kept unique", () => {
   const cases: [string, string][] = [

@@ -8,30 +8,23 @@ import type { LabModel, RunnerModel, TunnelModel } from "../model.js";
 import { GITLAB_TOKEN_KEY, triggerNames } from "./kubernetes.js";
 import { paths } from "./paths.js";
 import { renderTemplate } from "./templates.js";
-import { tfName, tfNames } from "./terraform.js";
+import { bootUnitName } from "./runner-boot.js";
+import { tfName } from "./terraform.js";
 
 /** One runner as the README shows it; every path relative to the lab's output directory. */
 export interface ReadmeRunnerView {
   readonly name: string;
   readonly zone: string;
-  /** The zone's letter, which docker-machine's amazonec2-zone takes. */
-  readonly zoneLetter: string;
   readonly address: string;
   readonly runnerSubnet: string;
   readonly workerSubnet: string;
   readonly natGatewayId: string;
   readonly tunnel: string;
-  /** Files the tunnel reads on the runner, which the deployer puts there (never generated). */
-  readonly credentials: readonly string[];
+  readonly description: string;
   readonly rootfs: string;
-  /** The secrets loader to run after copying the overlay (WireGuard, IPsec), or "" (OpenVPN). */
-  readonly secretsLoader: string;
   readonly userData: string;
-  /** Where the worker user data goes on the runner, for docker-machine's amazonec2-userdata. */
-  readonly userDataTarget: string;
-  readonly workerSubnetResource: string;
-  /** The Terraform output holding that subnet's id. */
-  readonly workerSubnetOutput: string;
+  readonly config: string;
+  readonly workerUserData: string;
   /** Mermaid node ids: letters, digits and underscores only. */
   readonly nodeId: string;
   readonly workerNodeId: string;
@@ -66,7 +59,17 @@ export interface ReadmeView {
   readonly cronJobName: string;
   readonly schedule: string;
   readonly runnerTags: string;
-  readonly gitlabUrl: string;
+  readonly workerScaling: string;
+  readonly bootScript: string;
+  readonly bootUnit: string;
+  readonly kmsAlias: string;
+  /** Each SSM parameter to put, once (the CA's is shared), with the runner path it becomes. */
+  readonly parameters: readonly {
+    readonly parameter: string;
+    readonly path: string;
+    /** Where the operator has the file: its name, as a placeholder for their own path. */
+    readonly local: string;
+  }[];
   readonly buckets: readonly {
     readonly purpose: string;
     readonly name: string;
@@ -74,28 +77,16 @@ export interface ReadmeView {
   readonly runners: readonly ReadmeRunnerView[];
 }
 
-function tunnelSummary(t: TunnelModel): {
-  text: string;
-  credentials: string[];
-} {
+function tunnelSummary(t: TunnelModel): string {
   switch (t.type) {
     case "openvpn":
       return t.auth === "static-key"
-        ? {
-            text: `openvpn static key, ${t.protocol} ${t.remote}:${t.port}, ${t.localIp} <-> ${t.remoteIp}`,
-            credentials: [t.staticKey],
-          }
-        : {
-            text: `openvpn tls, ${t.protocol} ${t.remote}:${t.port}`,
-            credentials: [t.ca, t.cert, t.key],
-          };
+        ? `openvpn static key, ${t.protocol} ${t.remote}:${t.port}, ${t.localIp} <-> ${t.remoteIp}`
+        : `openvpn tls, ${t.protocol} ${t.remote}:${t.port}`;
     case "wireguard":
-      return {
-        text: `wireguard ${t.remote}:${t.port}, ${t.address}`,
-        credentials: [t.privateKeyFile],
-      };
+      return `wireguard ${t.remote}:${t.port}, ${t.address}`;
     case "ipsec":
-      return { text: `ipsec IKEv2 ${t.remote}`, credentials: [t.pskFile] };
+      return `ipsec IKEv2 ${t.remote}`;
   }
 }
 
@@ -124,31 +115,35 @@ export function readmeView(lab: LabModel): ReadmeView {
   // Zone order (sorted), the order of the subnets, routes and table rows alike.
   const runners = lab.aws.zones.map((zone): ReadmeRunnerView => {
     const r = runnerOf(zone.runner);
-    const tunnel = tunnelSummary(r.tunnel);
     return {
       name: r.name,
       zone: zone.name,
-      zoneLetter: zone.name.slice(-1),
       address: r.address,
       runnerSubnet: zone.runnerSubnet,
       workerSubnet: zone.workerSubnet,
       natGatewayId: zone.natGatewayId,
-      tunnel: tunnel.text,
-      credentials: tunnel.credentials,
+      tunnel: tunnelSummary(r.tunnel),
+      description: r.names.description,
       rootfs: relative(lab, paths.rootfs(lab, r)),
-      secretsLoader:
-        r.tunnel.type === "wireguard" || r.tunnel.type === "ipsec"
-          ? `/${paths.secretsLoader(lab)}`
-          : "",
-      userData: relative(lab, paths.workerUserData(lab, r)),
-      userDataTarget: `/etc/gitlab-runner/gen-lab-${lab.name}-worker-user-data.yaml`,
-      workerSubnetResource: `aws_subnet.${tfNames.subnet(lab, "worker", zone)}`,
-      workerSubnetOutput: `${tfNames.subnet(lab, "worker", zone)}_subnet_id`,
+      userData: relative(lab, paths.runnerUserData(lab, r)),
+      config: relative(lab, paths.runnerConfig(lab, r)),
+      workerUserData: relative(lab, paths.workerUserData(lab, r)),
       nodeId: nodeId("runner", r.name),
       workerNodeId: nodeId("workers", zone.name),
       natNodeId: nodeId("nat", zone.name),
     };
   });
+  const parameters = new Map<
+    string,
+    { parameter: string; path: string; local: string }
+  >();
+  for (const r of lab.runners)
+    for (const c of r.credentials)
+      parameters.set(c.parameter, {
+        parameter: c.parameter,
+        path: c.path,
+        local: c.path.split("/").pop()!,
+      });
   const first = lab.runners[0]!;
   return {
     // Inside an HTML comment, which `--` (and with it `-->`) would end early.
@@ -177,7 +172,14 @@ export function readmeView(lab: LabModel): ReadmeView {
     cronJobName: k8s.name,
     schedule: lab.pipeline.schedule,
     runnerTags: lab.pipeline.runnerTags.join(","),
-    gitlabUrl: lab.pipeline.gitlabUrl,
+    workerScaling:
+      lab.workers.executor === "docker-autoscaler"
+        ? "launch templates and Auto Scaling groups (one per runner), their security group"
+        : "security group and instance profile (docker-machine starts the workers)",
+    bootScript: paths.bootScript(lab),
+    bootUnit: bootUnitName(lab),
+    kmsAlias: lab.names.kmsAlias,
+    parameters: [...parameters.values()],
     buckets: lab.aws.buckets.map((b) => ({ purpose: b.purpose, name: b.name })),
     runners,
   };

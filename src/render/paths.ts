@@ -19,6 +19,19 @@ export const paths = {
     `usr/local/sbin/gen-lab-${lab.name}-load-secrets`,
   workerUserData: (lab: LabModel, runner: RunnerModel) =>
     `${lab.name}/runners/${runner.name}/worker-user-data.yaml`,
+  /** The runner's own cloud-config, which installs its rootfs and brings it up at first boot. */
+  runnerUserData: (lab: LabModel, runner: RunnerModel) =>
+    `${lab.name}/runners/${runner.name}/user-data.yaml`,
+  runnerConfig: (lab: LabModel, runner: RunnerModel) =>
+    `${lab.name}/runners/${runner.name}/gitlab-runner/config.toml`,
+  /** Under rootfs: the script that fetches the runner's credentials and starts it, and its unit. */
+  bootScript: (lab: LabModel) => `usr/local/sbin/gen-lab-${lab.name}-boot`,
+  bootUnit: (lab: LabModel) =>
+    `etc/systemd/system/gen-lab-${lab.name}-boot.service`,
+  /** Where the boot script finds config.toml (token still to fill in) and the workers' user data. */
+  configTemplate: (lab: LabModel) => `/etc/gen-lab/${lab.name}/config.toml.in`,
+  workerUserDataOnRunner: (lab: LabModel) =>
+    `/etc/gen-lab/${lab.name}/worker-user-data.yaml`,
   terraform: (lab: LabModel) => `${lab.name}/terraform/${lab.name}.tf.json`,
   pipelineData: (lab: LabModel) => `${lab.name}/pipeline-data/${lab.name}.yaml`,
   kubernetes: (lab: LabModel) =>

@@ -59,17 +59,7 @@ function environment(): nunjucks.Environment {
     TEMPLATE_OPTIONS,
   );
   env.addFilter("sh", shellQuote);
-  env.addFilter("step", listMarker);
   return env;
-}
-
-/**
- * The marker of step `n` of a Markdown ordered list, with the space after it: three
- * characters and the template's space make every step's text start in column 5 ("2.  ",
- * "10. "), where the template indents the lines that continue a step.
- */
-export function listMarker(n: unknown): string {
-  return `${String(n)}.`.padEnd(3);
 }
 
 /** Quote one word for bash: single quotes, with embedded single quotes closed and escaped. */

@@ -5,8 +5,10 @@ import { workerResolvedConf } from "./drop-ins.js";
 import { paths } from "./paths.js";
 
 /**
- * The cloud-config docker-machine passes to the workers a runner spawns (amazonec2-userdata):
- * it makes systemd-resolved send the intranet's names to that runner.
+ * The cloud-config of the workers a runner spawns (the launch template's user data, or
+ * docker-machine's amazonec2-userdata): systemd-resolved sends the intranet's names to that
+ * runner. A docker-autoscaler worker also gets Docker if its image lacks it, with the user the
+ * runner connects as in the docker group; docker-machine installs Docker itself.
  */
 export function renderWorkerUserData(
   lab: LabModel,
@@ -21,7 +23,20 @@ export function renderWorkerUserData(
         content: workerResolvedConf(lab, runner),
       },
     ],
-    runcmd: [["systemctl", "restart", "systemd-resolved.service"]],
+    runcmd: [
+      ["systemctl", "restart", "systemd-resolved.service"],
+      ...(lab.workers.executor === "docker-autoscaler"
+        ? [
+            [
+              "sh",
+              "-c",
+              "command -v docker >/dev/null 2>&1 || dnf install -y docker || dnf install -y moby-engine || { apt-get update && apt-get install -y docker.io; }",
+            ],
+            ["systemctl", "enable", "--now", "docker.service"],
+            ["usermod", "-aG", "docker", lab.workers.sshUser],
+          ]
+        : []),
+    ],
   };
   return {
     path: paths.workerUserData(lab, runner),

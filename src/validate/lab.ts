@@ -1,7 +1,9 @@
 import type { Diagnostic } from "../diagnostics.js";
 import {
   bucketName,
+  credentialFiles,
   DEFAULT_OPENVPN_PORT,
+  defaultParameter,
   wireguardInterface,
 } from "../model.js";
 import {
@@ -56,15 +58,6 @@ const RUNNER_FIELDS = {
   ipsec: ["psk_file"],
 } as const;
 type RunnerField = keyof LabInput["runners"][number]["vpn"];
-
-/** Files a runner's tunnel reads: never shared, a static key admits one client at a time. */
-export const CREDENTIAL_FIELDS = [
-  "static_key",
-  "cert",
-  "key",
-  "private_key_file",
-  "psk_file",
-] as const;
 
 /** AWS keeps a quota of 50 routes per route table (1,000 at most): one per intranet range plus the default. */
 const ROUTES_QUOTA = 50;
@@ -166,6 +159,7 @@ export function checkLab(source: LabSource, lab: LabInput): Diagnostic[] {
   checkNames(r, lab, intranet);
   checkVpnRemote(r, lab, vpc, intranet);
   checkPipeline(r, lab);
+  checkWorkers(r, lab, subnets);
   return r.list;
 }
 
@@ -486,11 +480,9 @@ export function credentialPaths(
   if (lab.vpn.type === "openvpn" && lab.vpn.ca !== undefined)
     out.push({ path: ["vpn", "ca"], file: lab.vpn.ca });
   lab.runners.forEach((runner, i) => {
-    for (const f of CREDENTIAL_FIELDS) {
-      const file = runner.vpn[f];
-      if (file !== undefined)
-        out.push({ path: ["runners", i, "vpn", f], file });
-    }
+    for (const [field, file] of credentialFiles(lab, runner))
+      if (field !== "ca")
+        out.push({ path: ["runners", i, "vpn", field], file });
   });
   return out;
 }
@@ -728,5 +720,87 @@ function checkPipeline(r: Reporter, lab: LabInput): void {
           "set it through the trigger's or the pipeline's own field",
           { key: true },
         );
+  });
+}
+
+/** The oldest gitlab-runner with the docker-autoscaler executor generally available. */
+const AUTOSCALER_SINCE = [17, 1] as const;
+
+/** The SSM parameters of each runner's credentials, with where their names come from. */
+export function credentialParameters(
+  lab: LabInput,
+): { path: YamlPath; field: string; name: string }[] {
+  return lab.runners.flatMap((runner, i) =>
+    credentialFiles(lab, runner).map(([field]) => ({
+      path: runner.ssm_parameters?.[field]
+        ? ["runners", i, "ssm_parameters", field]
+        : ["runners", i],
+      field,
+      name:
+        runner.ssm_parameters?.[field] ??
+        defaultParameter(lab, runner.name, field),
+    })),
+  );
+}
+
+/** The workers fit their subnets, the executor is one gitlab-runner still has, parameters are per runner. */
+function checkWorkers(
+  r: Reporter,
+  lab: LabInput,
+  subnets: readonly Range[],
+): void {
+  const w = lab.workers;
+  if (w.executor === "docker+machine")
+    r.warn(
+      ["workers", "executor"],
+      "docker+machine is deprecated since GitLab 17.5 and removed in GitLab 20.0 (May 2027)",
+      "use the default executor, docker-autoscaler: it needs no change elsewhere in the lab",
+    );
+  const [major, minor] = w.gitlab_runner_version.split(".").map(Number) as [
+    number,
+    number,
+  ];
+  if (
+    w.executor === "docker-autoscaler" &&
+    (major < AUTOSCALER_SINCE[0] ||
+      (major === AUTOSCALER_SINCE[0] && minor < AUTOSCALER_SINCE[1]))
+  )
+    r.error(
+      ["workers", "gitlab_runner_version"],
+      `gitlab-runner ${w.gitlab_runner_version} has no generally available docker-autoscaler executor (it has since ${AUTOSCALER_SINCE.join(".")})`,
+      "pin a newer gitlab-runner, or leave the version out for gen-lab's default",
+    );
+  // AWS keeps five addresses of every subnet; each worker takes one.
+  for (const s of subnets)
+    if (
+      s.path.at(-1) === "worker_subnet" &&
+      s.net.last - s.net.first + 1 - 5 < w.max_instances
+    )
+      r.error(
+        s.path,
+        `${s.net.text} holds ${s.net.last - s.net.first + 1 - 5} workers, fewer than workers.max_instances (${w.max_instances})`,
+        "make the worker subnet larger, or lower workers.max_instances",
+      );
+  const reserved = lab.runners.flatMap((x) =>
+    ["runner-token", "worker-subnet-id"].map((f) =>
+      defaultParameter(lab, x.name, f),
+    ),
+  );
+  // The lab's CA certificate may be one parameter for all runners; every other is a runner's own.
+  const parameters = credentialParameters(lab);
+  parameters.forEach((p, i) => {
+    if (reserved.includes(p.name))
+      r.error(
+        p.path,
+        `SSM parameter ${p.name} is the one gen-lab keeps a runner's token or subnet in`,
+        "name another parameter",
+      );
+    const first = parameters.findIndex((q) => q.name === p.name);
+    if (first < i && !(p.field === "ca" && parameters[first]!.field === "ca"))
+      r.error(
+        p.path,
+        `SSM parameter ${p.name} is also the parameter of ${formatPath(parameters[first]!.path)}`,
+        "credentials are per runner: give each its own parameter",
+      );
   });
 }

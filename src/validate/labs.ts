@@ -3,7 +3,7 @@ import { bucketName, wireguardInterface } from "../model.js";
 import { hostBitsZero, hostNet, overlaps, parseNet, type Net } from "../net.js";
 import type { LabSource, YamlPath } from "../parse.js";
 import type { LabInput } from "../schema.js";
-import { credentialPaths, underDomain } from "./lab.js";
+import { credentialParameters, credentialPaths, underDomain } from "./lab.js";
 import { Reporter } from "./report.js";
 
 /** One valid lab of a set, for the rules across labs. */
@@ -89,6 +89,12 @@ function claimsOf({ input }: CheckedLab): Claim[] {
       path: c.path,
       what: c.file,
       hint: "credentials are per lab and runner: give each its own file",
+    })),
+    ...credentialParameters(input).map((p) => ({
+      key: `parameter ${p.name}`,
+      path: p.path,
+      what: `SSM parameter ${p.name}`,
+      hint: "credentials are per lab and runner: give each its own parameter",
     })),
     ...input.aws.buckets.map((purpose, i) => ({
       key: `bucket ${bucketName(input, purpose)}`,

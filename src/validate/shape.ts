@@ -198,6 +198,8 @@ function knownKeys(path: YamlPath, value: unknown): string[] {
       (o: any) => o.def.shape.type.def.values.includes(type),
     );
   }
+  if (schema?.def?.type === "record")
+    return schema.def.keyType.options?.map(String).sort() ?? [];
   return schema?.def?.type === "object"
     ? Object.keys(schema.def.shape).sort()
     : [];
