@@ -98,13 +98,13 @@ export function checkTree(
 }
 
 const summary = ({
-  lab,
-  added,
-  changed,
-  removed,
-  kept,
-  unchanged,
-}: Plan): TreeChange => ({ lab, added, changed, removed, kept, unchanged });
+  dir,
+  exists,
+  files,
+  carry,
+  modesOnly,
+  ...change
+}: Plan): TreeChange => change;
 const isClean = (p: TreeChange) =>
   p.added.length + p.changed.length + p.removed.length === 0;
 const relative = (plan: { lab: string }, f: GeneratedFile) =>

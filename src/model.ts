@@ -2,197 +2,29 @@ import { createHash } from "node:crypto";
 import { v5 as uuidv5 } from "uuid";
 import type { LabInput } from "./schema.js";
 
+/** `T` with every property, array and nested object readonly. */
+export type DeepReadonly<T> = T extends (infer U)[]
+  ? readonly DeepReadonly<U>[]
+  : T extends object
+    ? { readonly [K in keyof T]: DeepReadonly<T[K]> }
+    : T;
+
 /**
  * The resolved lab: every default applied once, every derived name computed once, readonly.
- * Renderers read only this; they never look at the lab file's raw shape.
+ * Renderers read only this; they never look at the lab file's raw shape. Its type is what
+ * {@link resolveLab} builds: one source of truth, each field documented where it is made.
  */
-export interface LabModel {
-  /** The lab file as given on the command line, for messages. */
-  readonly file: string;
-  /** The lab file's base name, shown in generated files: output must not depend on the working directory. */
-  readonly sourceName: string;
-  readonly name: string;
-  readonly environment: string;
-  readonly prefix: string;
-  readonly intranet: {
-    readonly cidrs: readonly string[];
-    readonly domains: readonly string[];
-    /** Empty when the tunnel pushes its own nameservers. */
-    readonly nameservers: readonly string[];
-  };
-  readonly beakerUrl: string;
-  readonly aws: AwsModel;
-  readonly runners: readonly RunnerModel[];
-  /** Absent: workers may reach the whole intranet. Present: only these destinations. */
-  readonly egress: readonly EgressModel[] | undefined;
-  /** Worker subnets of every zone, in zone order: the sources the runners forward and masquerade. */
-  readonly workerSubnets: readonly string[];
-  readonly pipeline: PipelineModel;
-  readonly workers: WorkersModel;
-  /** Names of AWS objects of the lab as a whole. */
-  readonly names: {
-    /** `<prefix>-<environment>-<lab>`: the start of every per-runner AWS name. */
-    readonly base: string;
-    readonly runnersSecurityGroup: string;
-    readonly workersSecurityGroup: string;
-    /** The KMS key alias that encrypts the lab's SSM parameters. */
-    readonly kmsAlias: string;
-    /** The IAM role and instance profile of docker-machine's workers (no permissions). */
-    readonly workersRole: string;
-  };
-  /** Names of this lab's iptables chains (at most 28 characters, iptables' limit). */
-  readonly chains: { readonly forward: string; readonly nat: string };
-}
-
-export interface AwsModel {
-  readonly region: string;
-  readonly vpcId: string;
-  readonly vpcCidr: string;
-  readonly ami: string;
-  readonly instanceType: string;
-  readonly internetGatewayId: string;
-  readonly buckets: readonly {
-    readonly purpose: string;
-    readonly name: string;
-  }[];
-  /** Sorted by zone name. */
-  readonly zones: readonly ZoneModel[];
-}
-
-export interface ZoneModel {
-  readonly name: string;
-  readonly runnerSubnet: string;
-  readonly workerSubnet: string;
-  readonly natGatewayId: string;
-  /** The runner that is this zone's route target. */
-  readonly runner: string;
-}
-
+export type LabModel = DeepReadonly<ReturnType<typeof resolve>>;
+export type AwsModel = LabModel["aws"];
+export type ZoneModel = AwsModel["zones"][number];
+export type RunnerModel = LabModel["runners"][number];
 /** Everything one runner's tunnel needs, lab-wide and per-runner settings merged. */
-export type TunnelModel =
-  | {
-      readonly type: "openvpn";
-      readonly auth: "static-key";
-      readonly remote: string;
-      readonly port: number;
-      readonly protocol: "udp" | "tcp";
-      readonly cipher: string | undefined;
-      readonly staticKey: string;
-      readonly keyDirection: 0 | 1;
-      readonly localIp: string;
-      readonly remoteIp: string;
-    }
-  | {
-      readonly type: "openvpn";
-      readonly auth: "tls";
-      readonly remote: string;
-      readonly port: number;
-      readonly protocol: "udp" | "tcp";
-      readonly cipher: string | undefined;
-      readonly ca: string;
-      readonly cert: string;
-      readonly key: string;
-    }
-  | {
-      readonly type: "wireguard";
-      readonly remote: string;
-      readonly port: number;
-      readonly publicKey: string;
-      /** Seconds; 0 disables keepalives. */
-      readonly keepalive: number;
-      readonly privateKeyFile: string;
-      /** The runner's tunnel address with its prefix, e.g. `10.255.0.2/32`. */
-      readonly address: string;
-    }
-  | {
-      readonly type: "ipsec";
-      readonly remote: string;
-      readonly ike: string | undefined;
-      readonly pskFile: string;
-    };
-
-export interface RunnerModel {
-  readonly name: string;
-  readonly zone: string;
-  readonly address: string;
-  readonly interface: string;
-  readonly runnerSubnet: string;
-  readonly workerSubnet: string;
-  readonly tunnel: TunnelModel;
-  /** NetworkManager connection ids and uuids, stable for a given prefix, environment, lab and runner. */
-  readonly connections: {
-    readonly vpnId: string;
-    readonly vpnUuid: string;
-    readonly uplinkId: string;
-    readonly uplinkUuid: string;
-  };
-  /** Files the tunnel reads, each fetched at boot from its SSM parameter (base64 of the file). */
-  readonly credentials: readonly {
-    readonly field: CredentialField;
-    readonly path: string;
-    readonly parameter: string;
-  }[];
-  /** Names of this runner's own AWS and GitLab objects. */
-  readonly names: {
-    /** The runner's IAM role and instance profile (at most 64 characters). */
-    readonly role: string;
-    /** Its workers' Auto Scaling group and launch template (docker-autoscaler). */
-    readonly workers: string;
-    /** docker-machine's name of a worker: `%s` is its unique part. */
-    readonly machine: string;
-    /** SSM parameter of the GitLab runner authentication token. */
-    readonly tokenParameter: string;
-    /** SSM parameter of the worker subnet's id (docker+machine reads it at boot). */
-    readonly subnetParameter: string;
-    readonly description: string;
-  };
-}
-
+export type TunnelModel = RunnerModel["tunnel"];
+export type EgressModel = NonNullable<LabModel["egress"]>[number];
+export type PipelineModel = LabModel["pipeline"];
+export type WorkersModel = LabModel["workers"];
 /** The fields of a runner (and `ca` of the lab) that name a credential file. */
-export type CredentialField =
-  "ca" | "static_key" | "cert" | "key" | "private_key_file" | "psk_file";
-
-/** The runners' workers and the gitlab-runner that drives them. */
-export interface WorkersModel {
-  readonly executor: "docker-autoscaler" | "docker+machine";
-  readonly ami: string;
-  readonly instanceType: string;
-  readonly maxInstances: number;
-  readonly capacityPerInstance: number;
-  /** 0: no limit. */
-  readonly maxUseCount: number;
-  readonly idleCount: number;
-  /** A Go duration, e.g. `20m`. */
-  readonly idleTime: string;
-  readonly sshUser: string;
-  readonly image: string;
-  readonly rootDeviceName: string;
-  /** GiB. */
-  readonly rootVolumeSize: number;
-  readonly gitlabRunnerVersion: string;
-}
-
-export interface EgressModel {
-  /** A host name under the intranet domains, resolved on the runner when the tunnel comes up; or a CIDR. */
-  readonly to: string;
-  readonly kind: "host" | "cidr";
-  readonly ports: readonly number[];
-  readonly protocol: "tcp" | "udp";
-}
-
-export interface PipelineModel {
-  readonly project: string;
-  readonly gitlabUrl: string;
-  readonly runnerTags: readonly string[];
-  readonly schedule: string;
-  readonly image: string;
-  readonly triggers: readonly {
-    readonly name: string;
-    readonly gitUrl: string;
-    readonly branch: string;
-    readonly extra: Readonly<Record<string, string>>;
-  }[];
-}
+export type CredentialField = RunnerModel["credentials"][number]["field"];
 
 /** Fixed namespace of gen-lab's UUIDv5 ids; changing it would change every generated uuid. */
 export const UUID_NAMESPACE = "6d1f3b52-53c6-4a5e-9a43-6b0c1f0e2a77";
@@ -253,22 +85,27 @@ export function bucketName(
  * Resolve a lab that passed validation into the model. It assumes validity (validate/ ran):
  * a missing per-type field here is a programming error, not a user error.
  */
-export function resolveLab(input: LabInput, file: string): LabModel {
+export const resolveLab = (input: LabInput, file: string): LabModel =>
+  resolve(input, file);
+
+function resolve(input: LabInput, file: string) {
   const runnerOfZone = new Map(input.runners.map((r) => [r.zone, r.name]));
   // Entries, not a lookup by name: only the record's own keys are zones.
-  const zones: ZoneModel[] = Object.entries(input.aws.zones)
+  // Sorted by zone name: the order of subnets, routes and README rows alike.
+  const zones = Object.entries(input.aws.zones)
     .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))
     .map(([name, z]) => ({
       name,
       runnerSubnet: z.runner_subnet,
       workerSubnet: z.worker_subnet,
       natGatewayId: z.nat_gateway_id,
+      /** The runner that is this zone's route target. */
       runner: runnerOfZone.get(name) ?? "",
     }));
   const zoneByName = new Map(zones.map((z) => [z.name, z]));
 
   const base = `${input.prefix}-${input.environment}-${input.name}`;
-  const runners: RunnerModel[] = input.runners.map((r) => {
+  const runners = input.runners.map((r) => {
     const zone = zoneByName.get(r.zone)!;
     return {
       name: r.name,
@@ -278,22 +115,29 @@ export function resolveLab(input: LabInput, file: string): LabModel {
       runnerSubnet: zone.runnerSubnet,
       workerSubnet: zone.workerSubnet,
       tunnel: resolveTunnel(input, r),
+      /** NetworkManager connection ids and uuids, stable for a given prefix, environment, lab and runner. */
       connections: {
         vpnId: `${input.name}-vpn`,
         vpnUuid: connectionUuid(input, r.name, "vpn"),
         uplinkId: `${input.name}-uplink`,
         uplinkUuid: connectionUuid(input, r.name, "uplink"),
       },
+      /** Files the tunnel reads, each fetched at boot from its SSM parameter (base64 of the file). */
       credentials: credentialFiles(input, r).map(([field, path]) => ({
         field,
         path,
         parameter:
           r.ssm_parameters?.[field] ?? defaultParameter(input, r.name, field),
       })),
+      /** Names of this runner's own AWS and GitLab objects. */
       names: {
+        /** Its IAM role and instance profile (IAM takes at most 64 characters). */
         role: shortName(`${base}-${r.name}`, 64),
+        /** Its workers' Auto Scaling group and launch template (docker-autoscaler). */
         workers: `${base}-${r.name}-workers`,
+        /** docker-machine's name of a worker: `%s` is its unique part. */
         machine: `${input.name}-${r.name}-%s`,
+        /** The SSM parameters of its GitLab runner token, and of its worker subnet's id (docker+machine). */
         tokenParameter: defaultParameter(input, r.name, "runner-token"),
         subnetParameter: defaultParameter(input, r.name, "worker-subnet-id"),
         description: `${input.name} ${r.name} (${r.zone})`,
@@ -303,7 +147,9 @@ export function resolveLab(input: LabInput, file: string): LabModel {
 
   const w = input.workers;
   return {
+    /** The lab file as given on the command line, for messages. */
     file,
+    /** The lab file's base name, shown in generated files: output must not depend on the working directory. */
     sourceName: file.split(/[\\/]/).pop() ?? file,
     name: input.name,
     environment: input.environment,
@@ -311,6 +157,7 @@ export function resolveLab(input: LabInput, file: string): LabModel {
     intranet: {
       cidrs: [...input.intranet.cidrs],
       domains: [...input.intranet.domains],
+      /** Empty when the tunnel pushes its own nameservers. */
       nameservers: [...(input.intranet.nameservers ?? [])],
     },
     beakerUrl: input.beaker.url,
@@ -328,12 +175,15 @@ export function resolveLab(input: LabInput, file: string): LabModel {
       zones,
     },
     runners,
+    /** Absent: workers may reach the whole intranet. Present: only these destinations. */
     egress: input.egress?.map((e) => ({
+      /** A host name under the intranet domains, resolved on the runner when the tunnel comes up; or a CIDR. */
       to: e.to,
-      kind: IPV4_CIDR.test(e.to) ? "cidr" : "host",
+      kind: (IPV4_CIDR.test(e.to) ? "cidr" : "host") as "cidr" | "host",
       ports: [...new Set(e.ports)].sort((a, b) => a - b),
       protocol: e.protocol,
     })),
+    /** Worker subnets of every zone, in zone order: the sources the runners forward and masquerade. */
     workerSubnets: zones.map((z) => z.workerSubnet),
     pipeline: {
       project: input.pipeline.project,
@@ -348,6 +198,7 @@ export function resolveLab(input: LabInput, file: string): LabModel {
         extra: { ...(t.extra ?? {}) },
       })),
     },
+    /** The runners' workers and the gitlab-runner that drives them. */
     workers: {
       executor: w.executor,
       ami: w.ami ?? input.aws.ami,
@@ -363,13 +214,18 @@ export function resolveLab(input: LabInput, file: string): LabModel {
       rootVolumeSize: w.root_volume_size,
       gitlabRunnerVersion: w.gitlab_runner_version,
     },
+    /** Names of AWS objects of the lab as a whole. */
     names: {
+      /** `<prefix>-<environment>-<lab>`: the start of every per-runner AWS name. */
       base,
       runnersSecurityGroup: `${input.prefix}.${input.environment}.sg.${input.name}-runners`,
       workersSecurityGroup: `${input.prefix}.${input.environment}.sg.${input.name}-workers`,
+      /** The KMS key alias that encrypts the lab's SSM parameters. */
       kmsAlias: `alias/${base}-runners`,
+      /** The IAM role and instance profile of docker-machine's workers (no permissions). */
       workersRole: shortName(`${base}-workers`, 64),
     },
+    /** Names of this lab's iptables chains (at most 28 characters, iptables' limit). */
     chains: {
       forward: `GENLAB-FWD-${input.name}`,
       nat: `GENLAB-NAT-${input.name}`,
@@ -378,69 +234,64 @@ export function resolveLab(input: LabInput, file: string): LabModel {
 }
 
 /** The credential files a runner's tunnel reads, with the field that names each. */
-export function credentialFiles(
-  lab: LabInput,
-  r: LabInput["runners"][number],
-): [CredentialField, string][] {
-  const files: [CredentialField, string | undefined][] = [
+export function credentialFiles(lab: LabInput, r: LabInput["runners"][number]) {
+  const files = [
     ["ca", lab.vpn.type === "openvpn" ? lab.vpn.ca : undefined],
     ["static_key", r.vpn.static_key],
     ["cert", r.vpn.cert],
     ["key", r.vpn.key],
     ["private_key_file", r.vpn.private_key_file],
     ["psk_file", r.vpn.psk_file],
-  ];
-  return files.filter(
-    (f): f is [CredentialField, string] => f[1] !== undefined,
-  );
+  ] as const;
+  type Field = (typeof files)[number][0];
+  return files.filter((f): f is [Field, string] => f[1] !== undefined);
 }
 
-function resolveTunnel(
-  input: LabInput,
-  r: LabInput["runners"][number],
-): TunnelModel {
+/** Everything one runner's tunnel needs, lab-wide and per-runner settings merged. */
+function resolveTunnel(input: LabInput, r: LabInput["runners"][number]) {
   const vpn = input.vpn;
   const v = r.vpn;
   switch (vpn.type) {
-    case "openvpn":
-      if (vpn.auth === "static-key") {
-        return {
-          type: "openvpn",
-          auth: "static-key",
-          remote: vpn.remote,
-          port: v.port ?? DEFAULT_OPENVPN_PORT,
-          protocol: vpn.protocol,
-          cipher: vpn.cipher,
-          staticKey: v.static_key!,
-          keyDirection: v.key_direction ?? 1,
-          localIp: v.local_ip!,
-          remoteIp: v.remote_ip!,
-        };
-      }
-      return {
-        type: "openvpn",
-        auth: "tls",
+    case "openvpn": {
+      const common = {
+        type: "openvpn" as const,
         remote: vpn.remote,
         port: v.port ?? DEFAULT_OPENVPN_PORT,
         protocol: vpn.protocol,
         cipher: vpn.cipher,
-        ca: vpn.ca!,
-        cert: v.cert!,
-        key: v.key!,
       };
+      return vpn.auth === "static-key"
+        ? {
+            ...common,
+            auth: "static-key" as const,
+            staticKey: v.static_key!,
+            keyDirection: v.key_direction ?? 1,
+            localIp: v.local_ip!,
+            remoteIp: v.remote_ip!,
+          }
+        : {
+            ...common,
+            auth: "tls" as const,
+            ca: vpn.ca!,
+            cert: v.cert!,
+            key: v.key!,
+          };
+    }
     case "wireguard":
       return {
-        type: "wireguard",
+        type: "wireguard" as const,
         remote: vpn.remote,
         port: v.port ?? vpn.endpoint_port,
         publicKey: vpn.public_key,
+        /** Seconds; 0 disables keepalives. */
         keepalive: vpn.keepalive,
         privateKeyFile: v.private_key_file!,
+        /** The runner's tunnel address with its prefix, e.g. `10.255.0.2/32`. */
         address: v.address!,
       };
     case "ipsec":
       return {
-        type: "ipsec",
+        type: "ipsec" as const,
         remote: vpn.remote,
         ike: vpn.ike,
         pskFile: v.psk_file!,

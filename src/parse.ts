@@ -131,30 +131,19 @@ export function parseLabText(
   };
 }
 
-function syntaxMessage(code: string, message: string): [string, string] {
-  switch (code) {
-    case "DUPLICATE_KEY":
-      return [
-        "duplicate key in a mapping",
-        "each key may appear once; remove or merge the repeated one",
-      ];
-    case "MULTIPLE_DOCS":
-      return [
-        "the file holds more than one YAML document",
-        "a lab file is one document: put each lab in a file of its own",
-      ];
-    case "TAG_RESOLVE_FAILED":
-      return [
-        `${message.split("\n")[0]}: YAML tags are not part of the lab format`,
-        "remove the tag and write the plain value",
-      ];
-    default:
-      return [
-        `YAML syntax error: ${message.split("\n")[0]}`,
-        "fix the YAML syntax here (indentation, quotes, brackets)",
-      ];
-  }
-}
+/** What the yaml package reports, said for a lab file; other problems in its own words. */
+const SYNTAX: Record<string, [string, string]> = {
+  DUPLICATE_KEY: ["duplicate key in a mapping", "each key may appear once"],
+  MULTIPLE_DOCS: [
+    "the file holds more than one YAML document",
+    "a lab file is one document: put each lab in a file of its own",
+  ],
+};
+const syntaxMessage = (code: string, message: string): [string, string] =>
+  SYNTAX[code] ?? [
+    `YAML: ${message.split("\n")[0]}`,
+    "fix the YAML here (indentation, quotes, brackets; lab files use no tags)",
+  ];
 
 /**
  * The offset to point at for `path`: a scalar's value; for a mapping or list, or a key missing

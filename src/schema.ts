@@ -92,11 +92,23 @@ const RunnerPath = pattern(
   "an absolute path on the runner of plain characters",
   "/etc/gen-lab/foo/foo-1.key",
 );
-const Port = z
-  .number({ error: err("must be a port number", "use 1 to 65535") })
-  .int({ error: err("must be a whole number", "use 1 to 65535") })
-  .min(1, { error: err("must be at least 1", "use 1 to 65535") })
-  .max(65535, { error: err("must be at most 65535", "use 1 to 65535") });
+/** A whole number from `min` to `max`. */
+const Whole = (min: number, max = Number.MAX_SAFE_INTEGER) => {
+  const range =
+    max === Number.MAX_SAFE_INTEGER
+      ? `of at least ${min}`
+      : `from ${min} to ${max}`;
+  const error = err(
+    `must be a whole number ${range}`,
+    "write the number without quotes",
+  );
+  return z
+    .number({ error })
+    .int({ error })
+    .min(min, { error })
+    .max(max, { error });
+};
+const Port = Whole(1, 65535);
 const nonEmpty = <T extends z.ZodType>(
   item: T,
   what: string,
@@ -133,23 +145,6 @@ const Image = pattern(
   "quay.io/cki/cki-tools:production",
 );
 /** A whole number of at least `min`. */
-const Count = (min: number) =>
-  z
-    .number({
-      error: err("must be a number", `use a whole number of at least ${min}`),
-    })
-    .int({
-      error: err(
-        "must be a whole number",
-        `use a whole number of at least ${min}`,
-      ),
-    })
-    .min(min, {
-      error: err(
-        `must be at least ${min}`,
-        `use a whole number of at least ${min}`,
-      ),
-    });
 /**
  * An SSM parameter name, fully qualified: `/` and path parts of letters, digits and `_.-`, at
  * most 1011 characters; names starting with aws or ssm are AWS's own.
@@ -192,14 +187,8 @@ const WireGuardSchema = z.strictObject({
     "xTIBA5rboUvnH4htodjb6e697QjLERt1NAB4mZqp8Dg=",
   ),
   endpoint_port: Port.default(51820),
-  keepalive: z
-    .number({
-      error: err("must be a number of seconds", "use 0 (off) to 65535"),
-    })
-    .int()
-    .min(0)
-    .max(65535)
-    .default(25),
+  /** Seconds; 0: off. */
+  keepalive: Whole(0, 65535).default(25),
 });
 
 const IpsecSchema = z.strictObject({
@@ -290,11 +279,11 @@ const WorkersSchema = z.strictObject({
   /** Default: aws.ami. It needs Docker (or a package manager to install it) and EC2 Instance Connect. */
   ami: Ami.optional(),
   instance_type: InstanceType.default("t3.large"),
-  max_instances: Count(1).default(10),
-  capacity_per_instance: Count(1).default(1),
+  max_instances: Whole(1).default(10),
+  capacity_per_instance: Whole(1).default(1),
   /** Jobs an instance runs before it is replaced; 0: no limit. */
-  max_use_count: Count(0).default(50),
-  idle_count: Count(0).default(0),
+  max_use_count: Whole(0).default(50),
+  idle_count: Whole(0).default(0),
   idle_time: pattern(
     /^(?=\d)(?:\d+h)?(?:\d+m)?(?:\d+s)?$/,
     "a duration in hours, minutes and seconds",
@@ -312,7 +301,7 @@ const WorkersSchema = z.strictObject({
     "a device name",
     "/dev/xvda",
   ).default("/dev/xvda"),
-  root_volume_size: Count(8).default(50),
+  root_volume_size: Whole(8).default(50),
   gitlab_runner_version: pattern(
     /^\d+\.\d+\.\d+$/,
     "a gitlab-runner version",

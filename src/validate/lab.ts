@@ -134,8 +134,6 @@ export function checkLab(source: LabSource, lab: LabInput): Diagnostic[] {
     );
   const inIntranet = (address: string) =>
     intranet.some((i) => containsAddress(i.net, address));
-  checkUnique(r, ["intranet", "nameservers"], lab.intranet.nameservers ?? []);
-  checkUnique(r, ["pipeline", "runner_tags"], lab.pipeline.runner_tags ?? []);
   (lab.intranet.nameservers ?? []).forEach((ns, i) => {
     if (!inIntranet(ns))
       r.error(
@@ -157,7 +155,7 @@ export function checkLab(source: LabSource, lab: LabInput): Diagnostic[] {
     return true;
   });
   checkNames(r, lab, intranet);
-  checkVpnRemote(r, lab, vpc, intranet);
+  checkVpnRemote(r, lab, intranet);
   checkPipeline(r, lab);
   checkWorkers(r, lab, subnets);
   return r.list;
@@ -213,22 +211,6 @@ function checkReserved(
       `${what} ${shown} overlaps Docker's default address pool ${pool.text}`,
       "a Docker network made from that pool on a runner or worker would shadow this route; set Docker's default-address-pools to avoid it",
     );
-}
-
-function checkUnique(
-  r: Reporter,
-  path: YamlPath,
-  list: readonly string[],
-): void {
-  list.forEach((item, i) => {
-    const first = list.indexOf(item);
-    if (first < i)
-      r.error(
-        [...path, i],
-        `${item} is listed twice (${formatPath([...path, first])})`,
-        "list each entry once",
-      );
-  });
 }
 
 /** Exactly one runner per zone, unique names, an address inside the zone's runner subnet that AWS does not keep. */
@@ -375,7 +357,7 @@ function checkTunnels(
         r.error(
           base,
           `${f} is required for ${kind}`,
-          `add ${f}: ${EXAMPLES[f].replace("RUNNER", `/etc/gen-lab/${lab.name}/${runner.name}`)}`,
+          `add ${f}${/ip|address/.test(f) ? ", the runner's tunnel address" : `, the path of the file on the runner, e.g. /etc/gen-lab/${lab.name}/${runner.name}.${f.replace(/_file$/, "")}`}`,
         );
     for (const f of Object.keys(runner.vpn) as RunnerField[])
       if (!allowed.includes(f))
@@ -458,19 +440,6 @@ function checkTunnels(
     checkReserved(r, { path: t.path, net: range }, "tunnel address", true);
   }
 }
-
-const EXAMPLES: Record<RunnerField, string> = {
-  port: "1194",
-  static_key: "RUNNER.key",
-  key_direction: "1",
-  local_ip: "10.255.0.2",
-  remote_ip: "10.255.0.1",
-  cert: "RUNNER.crt",
-  key: "RUNNER.pem",
-  private_key_file: "RUNNER.wg",
-  address: "10.255.0.2/32",
-  psk_file: "RUNNER.psk",
-};
 
 /** Every credential file of the lab with where it was written: the lab's CA, then each runner's own. */
 export function credentialPaths(
@@ -595,7 +564,6 @@ function checkNames(
         "change the prefix, environment, lab name or bucket purpose",
       );
   });
-  checkUnique(r, ["aws", "buckets"], lab.aws.buckets);
   // AWS refuses security group names starting with sg-; the runners' group starts with the prefix.
   if (lab.prefix.startsWith("sg-"))
     r.error(
@@ -619,59 +587,42 @@ export function bucketNameProblem(name: string): string | undefined {
 }
 
 /**
- * The endpoint is reached outside the tunnel: not the runner itself, not EC2's metadata
- * service, not inside the intranet (that route goes into the tunnel it would carry).
+ * The endpoint is reached outside the tunnel: an address of it in the intranet (that route
+ * goes into the tunnel it would carry), a range no host routes, or a runner's or tunnel's own.
  */
 function checkVpnRemote(
   r: Reporter,
   lab: LabInput,
-  vpc: Net,
   intranet: readonly Range[],
 ): void {
   const remote = lab.vpn.remote;
-  const path: YamlPath = ["vpn", "remote"];
-  const hint = "give the host name or public address of the lab's VPN endpoint";
-  if (/^localhost|\.localhost$|^instance-data\b/.test(remote)) {
-    r.error(
-      path,
-      `the VPN endpoint ${remote} names the runner itself or EC2's metadata service`,
-      hint,
-    );
-    return;
-  }
   if (!/^[\d.]+$/.test(remote)) return;
   const at = hostNet(remote);
-  for (const i of intranet)
-    if (contains(i.net, at))
-      r.error(
-        path,
-        `the VPN endpoint ${remote} lies in the intranet ${i.net.text}, which is routed into the tunnel it would carry`,
-        hint,
-      );
-  for (const f of FORBIDDEN)
-    if (contains(f.net, at))
-      r.error(
-        path,
-        `the VPN endpoint ${remote} is in ${f.net.text}, ${f.why}`,
-        hint,
-      );
   const own = lab.runners.flatMap((x) => [
     x.address,
     x.vpn.local_ip,
     x.vpn.remote_ip,
     x.vpn.address?.split("/")[0],
   ]);
-  if (own.includes(remote))
+  const why = [
+    ...intranet
+      .filter((i) => contains(i.net, at))
+      .map(
+        (i) =>
+          `lies in the intranet ${i.net.text}, which is routed into the tunnel it would carry`,
+      ),
+    ...FORBIDDEN.filter((f) => contains(f.net, at)).map(
+      (f) => `is in ${f.net.text}, ${f.why}`,
+    ),
+    ...(own.includes(remote)
+      ? ["is an address of a runner or of a tunnel"]
+      : []),
+  ];
+  for (const w of why)
     r.error(
-      path,
-      `the VPN endpoint ${remote} is an address of a runner or of a tunnel`,
-      hint,
-    );
-  else if (contains(vpc, at))
-    r.warn(
-      path,
-      `the VPN endpoint ${remote} is inside the VPC ${vpc.text}`,
-      "the runners reach the lab's endpoint through the internet gateway: give its public address, unless the endpoint really runs in this VPC",
+      ["vpn", "remote"],
+      `the VPN endpoint ${remote} ${w}`,
+      "give the host name or public address of the lab's VPN endpoint",
     );
 }
 

@@ -1,3 +1,4 @@
+import { distance } from "fastest-levenshtein";
 import type { z } from "zod";
 import type { Diagnostic } from "../diagnostics.js";
 import type { LabSource, YamlPath } from "../parse.js";
@@ -210,26 +211,10 @@ export function closest(
   word: string,
   candidates: readonly string[],
 ): string | undefined {
-  let best: string | undefined;
-  let bestScore = Math.max(2, Math.floor(word.length / 3)) + 1;
-  for (const c of candidates) {
-    const d = editDistance(word.toLowerCase(), c);
-    if (d < bestScore) [best, bestScore] = [c, d];
-  }
-  return best;
-}
-
-function editDistance(a: string, b: string): number {
-  let prev = Array.from({ length: b.length + 1 }, (_, i) => i);
-  for (let i = 1; i <= a.length; i++) {
-    const cur = [i];
-    for (let j = 1; j <= b.length; j++)
-      cur[j] = Math.min(
-        prev[j]! + 1,
-        cur[j - 1]! + 1,
-        prev[j - 1]! + (a[i - 1] === b[j - 1] ? 0 : 1),
-      );
-    prev = cur;
-  }
-  return prev[b.length]!;
+  const near = candidates.filter(
+    (c) =>
+      distance(word.toLowerCase(), c) <=
+      Math.max(2, Math.floor(word.length / 3)),
+  );
+  return near.sort((a, b) => distance(word, a) - distance(word, b))[0];
 }
