@@ -27,6 +27,7 @@ readonly DEBIAN_NEEDS=(
   /usr/lib/python3/dist-packages/yaml/__init__.py:python3-yaml
   /usr/libexec/ipsec/algparse:libreswan
   /usr/bin/aws:awscli
+  openssl:openssl
   /usr/bin/systemd-analyze:systemd
 )
 

@@ -12,6 +12,7 @@ import { renderPipelineData } from "./render/pipeline-data.js";
 import { renderRunnerBoot } from "./render/runner-boot.js";
 import { renderRunnerConfig } from "./render/runner-config.js";
 import { renderRunnerUserData } from "./render/runner-user-data.js";
+import { renderTunnelKeeper } from "./render/tunnel-keeper.js";
 import { renderTerraform } from "./render/terraform.js";
 import { renderWorkerUserData } from "./render/worker-user-data.js";
 
@@ -25,6 +26,7 @@ const ROOTFS: readonly ((
   (lab, r) => [renderSysctl(lab, r), renderRunnerResolved(lab, r)],
   renderLoadSecrets,
   renderRunnerBoot,
+  renderTunnelKeeper,
 ];
 
 /** A runner's files: its rootfs, config.toml, its workers' user data and its own, which holds the others. */

@@ -44,9 +44,15 @@ export function connectionUuid(
 export const DEFAULT_OPENVPN_PORT = 1194;
 const IPV4_CIDR = /^\d+\.\d+\.\d+\.\d+\/\d+$/;
 
-/** The lab's WireGuard interface: the kernel takes names of at most 15 characters. */
-export function wireguardInterface(lab: Pick<LabModel, "name">): string {
-  return `wg-${lab.name}`.slice(0, 15);
+/**
+ * The lab's tunnel device (IPsec has none): named after the lab, so the dispatcher's rules name
+ * the same device at every up, whatever else runs on the host. At most 15 characters (the kernel's limit).
+ */
+export function tunnelDevice(
+  lab: { name: string },
+  type: "openvpn" | "wireguard",
+): string {
+  return `${type === "wireguard" ? "wg" : "tun"}-${lab.name}`.slice(0, 15);
 }
 
 /**
@@ -229,6 +235,8 @@ function resolve(input: LabInput, file: string) {
     chains: {
       forward: `GENLAB-FWD-${input.name}`,
       nat: `GENLAB-NAT-${input.name}`,
+      /** Refuses the workers' traffic into the intranet while the tunnel is down. */
+      reject: `GENLAB-REJ-${input.name}`,
     },
   };
 }

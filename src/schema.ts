@@ -222,12 +222,15 @@ const RunnerSchema = z.strictObject({
     error: err("must be a zone name", "use one of the keys of aws.zones"),
   }),
   address: Ipv4,
-  /** The runner's primary interface, which the uplink profile binds to. */
+  /**
+   * The runner's primary interface, which the uplink profile binds to. Default: the names an
+   * EC2 instance's first interface has (eth0, ens5 on Nitro, enX0 on Xen), never a second one.
+   */
   interface: pattern(
     /^[a-zA-Z0-9_-][a-zA-Z0-9_.-]{0,14}$/,
     "a network interface name (at most 15 characters)",
     "eth0",
-  ).default("eth0"),
+  ).optional(),
   vpn: z.strictObject({
     /** Default: 1194 for openvpn, vpn.endpoint_port for wireguard; ipsec uses IKE's own ports. */
     port: Port.optional(),

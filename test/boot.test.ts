@@ -174,7 +174,7 @@ for (const { name, lab } of labsToBoot()) {
           ),
         );
 
-        const boot = (first: boolean) => {
+        const boot = (first: boolean, then = `/${paths.bootScript(lab)}`) => {
           const mounts = [
             ["etc", "/etc"],
             ["usr_local", "/usr/local"],
@@ -192,7 +192,7 @@ for (const { name, lab } of labsToBoot()) {
 mount --make-rprivate /
 ${mounts}
 ${first ? `cloud-init --file ${userDataFile} single --name write_files --frequency always >/dev/null` : ""}
-${first ? runcmd : `/${paths.bootScript(lab)}`}
+${first ? runcmd : then}
 `;
           return spawnSync("unshare", ["-m", "bash", "-c", script], {
             encoding: "utf8",
@@ -220,6 +220,14 @@ ${first ? runcmd : `/${paths.bootScript(lab)}`}
         );
         assert.match(first.stderr, /runner .* is up/);
         assert.match(first.stderr, /the tunnel's credentials are in place/);
+        assert.match(
+          fs.readFileSync(path.join(scratch, "calls.log"), "utf8"),
+          new RegExp(
+            `^systemctl enable --now gen-lab-${lab.name}-tunnel\\.service$`,
+            "m",
+          ),
+          "the boot hands the tunnel to its keeper",
+        );
         const tree = snapshot(scratch);
         const at = (p: string) => tree.get(p)?.split(" ");
         for (const f of config.write_files) {
@@ -325,6 +333,35 @@ ${first ? runcmd : `/${paths.bootScript(lab)}`}
         assert.not.match(
           fs.readFileSync(path.join(scratch, "calls.log"), "utf8"),
           /fleeting .*install|restart gitlab-runner/,
+        );
+
+        // The keeper's `credentials` step: a credential gone (or never there) comes back from
+        // SSM, and nothing else is touched.
+        const lost = runner.credentials[0]!;
+        assert.match(
+          lost.path,
+          /^\/etc\//,
+          "the test removes files under its overlay only",
+        );
+        fs.writeFileSync(path.join(scratch, "calls.log"), "");
+        const again = boot(
+          false,
+          `rm -f '${lost.path}' && /${paths.bootScript(lab)} credentials`,
+        );
+        assert.is(again.status, 0, `credentials step:\n${again.stderr}`);
+        assert.equal(
+          [...snapshot(scratch)].filter(([p]) => p !== lost.path),
+          [...tree].filter(([p]) => p !== lost.path),
+          "the credentials step changes nothing but the lost credential",
+        );
+        assert.is(
+          snapshot(scratch).get(lost.path)?.split(" ")[2],
+          Buffer.from(secretOf(lost.field)).toString("base64"),
+        );
+        assert.equal(
+          fs.readFileSync(path.join(scratch, "calls.log"), "utf8"),
+          "",
+          "the credentials step starts and stops nothing",
         );
         ssm.kill();
         ssm = undefined;

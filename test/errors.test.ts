@@ -9,7 +9,7 @@ import * as path from "node:path";
 import { test } from "uvu";
 import * as assert from "uvu/assert";
 import {
-  checkLabs,
+  checkLabs as checkAll,
   formatDiagnostic,
   generate,
   MANIFEST_NAME,
@@ -21,6 +21,29 @@ import { otherLab, ROOT, runCli, tempDir } from "./helpers.js";
 
 const FOO = fs.readFileSync(path.join(ROOT, "labs", "foo.yaml"), "utf8");
 const FILE = "labs/foo.yaml";
+
+/** The example lab is static-key, so every variant of it carries that warning (tested on its own below). */
+const isStaticKeyWarning = (d: Diagnostic) =>
+  d.path === "vpn.auth" && /OpenVPN 2\.7 refuses static-key/.test(d.message);
+
+/** checkLabs without the static-key warning every variant of the example lab carries. */
+function checkLabs(...args: Parameters<typeof checkAll>) {
+  const result = checkAll(...args);
+  return {
+    ...result,
+    diagnostics: result.diagnostics.filter((d) => !isStaticKeyWarning(d)),
+  };
+}
+
+test("a static-key lab is warned about OpenVPN 2.7, at vpn.auth, with the way out", () => {
+  const [d, ...rest] = checkAll([{ file: FILE, text: FOO }]).diagnostics;
+  assert.equal(rest, []);
+  assert.ok(d && isStaticKeyWarning(d), JSON.stringify(d));
+  assert.is(d!.severity, "warning");
+  assert.is(d!.line, lineOf(FOO, /^ {2}auth: static-key/));
+  assert.match(d!.message, /--allow-deprecated-insecure-static-crypto/);
+  assert.match(d!.hint, /vpn\.auth: tls/);
+});
 
 /** Replace one exact piece of the example lab (it must occur exactly once). */
 function edit(text: string, from: string | RegExp, to: string): string {
@@ -762,17 +785,7 @@ const cases: Case[] = [
     at: /^ {2}- \*r1$/,
     message: /runner name foo-1 is already used by runners\[0\]/,
   },
-  {
-    rule: "the runner interface named as the lab's WireGuard device",
-    text: edit(
-      WG_FOO,
-      "    zone: us-east-1a\n",
-      "    zone: us-east-1a\n    interface: wg-foo\n",
-    ),
-    path: "runners[0].interface",
-    at: /interface: wg-foo/,
-    message: /is not the runner's ethernet uplink/,
-  },
+
   {
     rule: "an invisible character between schedule fields",
     text: edit(FOO, 'schedule: "0 */4 * * *"', 'schedule: "0\uFEFF*/4 * * *"'),
@@ -1296,7 +1309,15 @@ const crossCases: {
     ),
     path: "name",
     message:
-      /the WireGuard interface wg-kernelcilab1 is also used by labs\/foo\.yaml:\d+:\d+ \(lab kernelcilab1foo\)/,
+      /the tunnel device wg-kernelcilab1 is also used by labs\/foo\.yaml:\d+:\d+ \(lab kernelcilab1foo\)/,
+  },
+  {
+    rule: "OpenVPN device names cut to the same 15 characters",
+    first: edit(FOO, /^name: foo /m, "name: kernelcilab1foo "),
+    other: otherLab((t) => t.replace(/^name: bar /m, "name: kernelcilab1bar ")),
+    path: "name",
+    message:
+      /the tunnel device tun-kernelcilab is also used by labs\/foo\.yaml:\d+:\d+ \(lab kernelcilab1foo\)/,
   },
   {
     rule: "one VPC, two CIDRs",

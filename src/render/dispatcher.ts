@@ -11,6 +11,8 @@ export interface DispatcherView {
   readonly header: string;
   readonly lab: string;
   readonly uuid: string;
+  readonly uplinkUuid: string;
+  readonly rejectChain: string;
   readonly upEvents: string;
   readonly downEvents: string;
   /**
@@ -43,6 +45,8 @@ export function dispatcherView(
     header: generatedHeader(lab.sourceName, `runner ${runner.name}`),
     lab: lab.name,
     uuid: runner.connections.vpnUuid,
+    uplinkUuid: runner.connections.uplinkUuid,
+    rejectChain: lab.chains.reject,
     upEvents: device ? "up|vpn-up" : "vpn-up|up",
     downEvents: device ? "down|vpn-down" : "vpn-down|down",
     noTunnelDevice: runner.tunnel.type === "ipsec",

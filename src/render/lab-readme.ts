@@ -9,6 +9,7 @@ import { GITLAB_TOKEN_KEY, triggerNames } from "./kubernetes.js";
 import { paths } from "./paths.js";
 import { renderTemplate } from "./templates.js";
 import { bootUnitName } from "./runner-boot.js";
+import { KEEPER, keeperState, tunnelUnitName } from "./tunnel-keeper.js";
 import { tfName } from "./terraform.js";
 
 /** One runner as the README shows it; every path relative to the lab's output directory. */
@@ -62,6 +63,11 @@ export interface ReadmeView {
   readonly workerScaling: string;
   readonly bootScript: string;
   readonly bootUnit: string;
+  readonly keeperScript: string;
+  readonly keeperUnit: string;
+  readonly keeperState: string;
+  readonly fetchEvery: number;
+  readonly unfitAfter: number;
   readonly kmsAlias: string;
   /** Each SSM parameter to put, once (the CA's is shared), with the runner path it becomes. */
   readonly parameters: readonly {
@@ -178,6 +184,11 @@ export function readmeView(lab: LabModel): ReadmeView {
         : "security group and instance profile (docker-machine starts the workers)",
     bootScript: paths.bootScript(lab),
     bootUnit: bootUnitName(lab),
+    keeperScript: paths.tunnelKeeper(lab),
+    keeperUnit: tunnelUnitName(lab),
+    keeperState: keeperState(lab),
+    fetchEvery: KEEPER.fetchEvery,
+    unfitAfter: KEEPER.unfitAfter,
     kmsAlias: lab.names.kmsAlias,
     parameters: [...parameters.values()],
     buckets: lab.aws.buckets.map((b) => ({ purpose: b.purpose, name: b.name })),

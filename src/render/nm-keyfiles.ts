@@ -1,10 +1,6 @@
 import { generatedHeader, MODE_SECRET, type GeneratedFile } from "../file.js";
 import { serializeKeyfile, type KeyfileSection } from "./keyfile.js";
-import {
-  wireguardInterface,
-  type LabModel,
-  type RunnerModel,
-} from "../model.js";
+import { tunnelDevice, type LabModel, type RunnerModel } from "../model.js";
 import { paths } from "./paths.js";
 
 /** NM's D-Bus name of the OpenVPN and libreswan plugins (NetworkManager-openvpn, NetworkManager-libreswan). */
@@ -17,6 +13,13 @@ export const LIBRESWAN_SERVICE = "org.freedesktop.NetworkManager.libreswan";
  * (and with it the tunnel as secondary) when the interface appears, also after a reboot.
  */
 export const UPLINK_AUTOCONNECT_PRIORITY = 200;
+
+/**
+ * OpenVPN's keep-alive: a ping every 10 s keeps NAT and firewall state on the way open. No
+ * receive timeout (ping-exit, ping-restart): a lab server that sends no pings of its own would
+ * see an idle tunnel ended; the tunnel keeper's Beaker probe finds a dead tunnel instead.
+ */
+const OPENVPN_PING = 10;
 
 /** The tunnel keyfile and the uplink keyfile of one runner, both 0600 (keyfiles may hold secrets, and NM refuses group/world-readable ones). */
 export function renderKeyfiles(
@@ -39,10 +42,16 @@ export function renderKeyfiles(
   ];
 }
 
-/** The [ipv4] section every tunnel type shares: lab routes only, never the default route, split DNS. */
+/**
+ * The [ipv4] section every tunnel type shares: the lab's routes, never the default route, split
+ * DNS. `pushed`: the lab's server can push routes (OpenVPN), which are ignored: a pushed
+ * 0.0.0.0/1 or 169.254.169.254 would divert the runner's own traffic. (IPsec's routes are the
+ * traffic selectors, which the lab can only narrow from rightsubnet; WireGuard's are ours.)
+ */
 function ipv4Section(
   lab: LabModel,
   address: string | undefined,
+  pushed = false,
 ): KeyfileSection {
   const nameservers = lab.intranet.nameservers;
   return {
@@ -51,6 +60,7 @@ function ipv4Section(
       ["method", address === undefined ? "auto" : "manual"],
       ["address1", address],
       ...lab.intranet.cidrs.map((cidr, i) => [`route${i + 1}`, cidr] as const),
+      ["ignore-auto-routes", pushed || undefined],
       ["never-default", true],
       ["dns", nameservers.length > 0 ? nameservers : undefined],
       // `~domain`: a routing-only domain, so systemd-resolved sends just these names to the lab's servers.
@@ -80,10 +90,10 @@ export function vpnSections(
       ["uuid", runner.connections.vpnUuid],
       ["type", type],
       ...extra,
-      // A plugin VPN is started as the uplink's secondary, never on its own. NM activates only
-      // type=vpn secondaries (nm-policy.c, activate_secondary_connections), so a WireGuard
-      // profile, a device of its own, connects by itself.
+      // NetworkManager does not autoconnect VPN plugin profiles: the tunnel keeper starts them.
+      // A WireGuard profile is a device of its own: NetworkManager connects it, forever.
       ["autoconnect", !isPluginVpn(runner)],
+      ["autoconnect-retries", isPluginVpn(runner) ? undefined : 0],
     ],
   });
   const ipv6: KeyfileSection = {
@@ -103,7 +113,11 @@ export function vpnSections(
             ["remote", t.remote],
             ["port", String(t.port)],
             ["proto-tcp", t.protocol === "tcp" ? "yes" : undefined],
+            // Named after the lab (a tun device by its prefix): the dispatcher's rules name the
+            // same device at every up, whichever other tunnels the host has.
+            ["dev", tunnelDevice(lab, "openvpn")],
             ["cipher", t.cipher],
+            ["ping", String(OPENVPN_PING)],
             ...(t.auth === "static-key"
               ? ([
                   ["static-key", t.staticKey],
@@ -123,12 +137,14 @@ export function vpnSections(
                 ] as const)),
           ],
         },
-        ipv4Section(lab, undefined),
+        ipv4Section(lab, undefined, true),
         ipv6,
       ];
     case "wireguard":
       return [
-        connection("wireguard", [["interface-name", wireguardInterface(lab)]]),
+        connection("wireguard", [
+          ["interface-name", tunnelDevice(lab, "wireguard")],
+        ]),
         {
           name: "wireguard",
           entries: [
@@ -170,6 +186,20 @@ export function vpnSections(
   }
 }
 
+/**
+ * The names an EC2 instance's first interface has: eth0 (Xen, or net.ifnames=0 as on RHEL's
+ * images), ens5 (Nitro), enX0 (Xen with predictable names). A second interface (eth1, ens6)
+ * matches none of them, and a profile is active on one device at a time.
+ */
+export const UPLINK_INTERFACES = ["eth0", "ens5", "enX0"];
+
+/**
+ * The uplink: the runner's own connectivity, which never depends on the lab. It starts no
+ * tunnel (a VPN secondary that fails while the uplink activates fails the uplink with it, and
+ * after four failures NetworkManager stops trying: measured with NetworkManager 1.42); the
+ * tunnel keeper brings the tunnel up. Retried forever: a DHCP hiccup must not leave the runner
+ * unreachable.
+ */
 export function uplinkSections(
   lab: LabModel,
   runner: RunnerModel,
@@ -184,13 +214,17 @@ export function uplinkSections(
         ["interface-name", runner.interface],
         ["autoconnect", true],
         ["autoconnect-priority", UPLINK_AUTOCONNECT_PRIORITY],
-        // The tunnel comes up whenever the uplink does (plugin VPNs only: see vpnSections).
-        [
-          "secondaries",
-          isPluginVpn(runner) ? [runner.connections.vpnUuid] : undefined,
-        ],
+        ["autoconnect-retries", 0],
       ],
     },
+    ...(runner.interface === undefined
+      ? [
+          {
+            name: "match",
+            entries: [["interface-name", UPLINK_INTERFACES]],
+          } as const,
+        ]
+      : []),
     { name: "ethernet", entries: [] },
     { name: "ipv4", entries: [["method", "auto"]] },
     { name: "ipv6", entries: [["method", "auto"]] },

@@ -28,6 +28,10 @@ export const paths = {
   bootScript: (lab: LabModel) => `usr/local/sbin/gen-lab-${lab.name}-boot`,
   bootUnit: (lab: LabModel) =>
     `etc/systemd/system/gen-lab-${lab.name}-boot.service`,
+  /** Under rootfs: the tunnel keeper and its unit (the tunnel from boot on, back after any drop). */
+  tunnelKeeper: (lab: LabModel) => `usr/local/sbin/gen-lab-${lab.name}-tunnel`,
+  tunnelUnit: (lab: LabModel) =>
+    `etc/systemd/system/gen-lab-${lab.name}-tunnel.service`,
   /** Where the boot script finds config.toml (token still to fill in) and the workers' user data. */
   configTemplate: (lab: LabModel) => `/etc/gen-lab/${lab.name}/config.toml.in`,
   workerUserDataOnRunner: (lab: LabModel) =>

@@ -9,6 +9,7 @@ import { serializeKeyfile } from "./keyfile.js";
 import { paths } from "./paths.js";
 import { PLACEHOLDERS } from "./runner-config.js";
 import { renderTemplate } from "./templates.js";
+import { tunnelUnitName } from "./tunnel-keeper.js";
 
 /** GitLab's fork of docker-machine that gitlab-runner's documentation installs (docker+machine only). */
 export const DOCKER_MACHINE_VERSION = "v0.16.2-gitlab.48";
@@ -49,7 +50,8 @@ export function renderRunnerBoot(
     runnerVersion: lab.workers.gitlabRunnerVersion,
     dockerMachineVersion: DOCKER_MACHINE_VERSION,
     uplinkUuid: runner.connections.uplinkUuid,
-    vpnUuid: runner.connections.vpnUuid,
+    bootScript: `/${paths.bootScript(lab)}`,
+    tunnelUnit: tunnelUnitName(lab),
     credentials: runner.credentials,
     secretsLoader: loader,
     autoscaler,

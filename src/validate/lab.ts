@@ -4,7 +4,6 @@ import {
   credentialFiles,
   DEFAULT_OPENVPN_PORT,
   defaultParameter,
-  wireguardInterface,
 } from "../model.js";
 import {
   addressAt,
@@ -224,17 +223,6 @@ function checkRunners(r: Reporter, lab: LabInput): void {
         `runner name ${runner.name} is already used by runners[${first}]`,
         "give each runner a unique name",
       );
-    if (
-      ["lo", "docker0"].includes(runner.interface) ||
-      /^(tun|tap)\d*$/.test(runner.interface) ||
-      (lab.vpn.type === "wireguard" &&
-        runner.interface === wireguardInterface(lab))
-    )
-      r.error(
-        ["runners", i, "interface"],
-        `${runner.interface} is not the runner's ethernet uplink (it is loopback, Docker's bridge or a tunnel)`,
-        'give the interface the runner reaches the VPC through, for example "eth0" or "ens5"',
-      );
     const zone = Object.hasOwn(lab.aws.zones, runner.zone)
       ? lab.aws.zones[runner.zone]
       : undefined;
@@ -295,6 +283,11 @@ function checkTunnels(
   const nameservers = lab.intranet.nameservers ?? [];
   if (vpn.type === "openvpn") {
     if (vpn.auth === "static-key") {
+      r.warn(
+        ["vpn", "auth"],
+        "OpenVPN 2.7 refuses static-key mode unless given --allow-deprecated-insecure-static-crypto, which NetworkManager-openvpn does not pass: on a runner with OpenVPN 2.7 or later the tunnel keeper reports this and the tunnel stays down",
+        "move the lab to TLS (vpn.auth: tls, with the lab's CA and a certificate per runner), or run the runners on an image with OpenVPN 2.6",
+      );
       if (nameservers.length === 0)
         r.error(
           ["intranet"],

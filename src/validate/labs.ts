@@ -1,5 +1,5 @@
 import type { Diagnostic } from "../diagnostics.js";
-import { bucketName, wireguardInterface } from "../model.js";
+import { bucketName, tunnelDevice } from "../model.js";
 import { hostBitsZero, hostNet, overlaps, parseNet, type Net } from "../net.js";
 import type { LabSource, YamlPath } from "../parse.js";
 import type { LabInput } from "../schema.js";
@@ -75,7 +75,7 @@ export function checkLabSet(labs: readonly CheckedLab[]): Diagnostic[] {
   return reporters.flatMap((r) => r.list);
 }
 
-/** Names, credential files, bucket names and WireGuard interfaces: unique across labs. */
+/** Names, credential files, bucket names and tunnel devices: unique across labs. */
 function claimsOf({ input }: CheckedLab): Claim[] {
   const claims: Claim[] = [
     {
@@ -103,14 +103,16 @@ function claimsOf({ input }: CheckedLab): Claim[] {
       hint: "S3 bucket names are global: change the prefix, environment or bucket purpose of one lab",
     })),
   ];
-  // Labs may share a runner host; the interface name is the lab name cut to the kernel's 15 characters.
-  if (input.vpn.type === "wireguard")
+  // Labs may share a runner host; the device name is the lab name cut to the kernel's 15 characters.
+  if (input.vpn.type !== "ipsec") {
+    const device = tunnelDevice(input, input.vpn.type);
     claims.push({
-      key: `wg ${wireguardInterface(input)}`,
+      key: `device ${device}`,
       path: ["name"],
-      what: `the WireGuard interface ${wireguardInterface(input)}`,
-      hint: "make the lab names differ within their first 12 characters",
+      what: `the tunnel device ${device}`,
+      hint: `make the lab names differ within their first ${15 - device.indexOf("-") - 1} characters`,
     });
+  }
   return claims;
 }
 

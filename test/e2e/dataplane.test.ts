@@ -7,9 +7,10 @@
  *
  * The files are generated at test time from test/e2e/lab.yaml and test/e2e/lab-b.yaml with the
  * built CLI and used as deployed: in the runner's own mount namespace a real NetworkManager (with
- * NetworkManager-openvpn) on a private system bus loads the generated keyfiles; activating the
- * generated uplink starts the generated VPN profile through connection.secondaries; NM's
- * dispatcher runs the generated script; a real systemd-resolved (unpacked, never installed)
+ * NetworkManager-openvpn) on a private system bus loads the generated keyfiles and connects the
+ * generated uplink (which starts no tunnel: the tunnel keeper does that, test/e2e/resilience.test.ts
+ * runs it; here the test starts the VPN profile); NM's dispatcher runs the generated script
+ * on the uplink's up and on the tunnel's events; a real systemd-resolved (unpacked, never installed)
  * reads the generated drop-in and gets the tunnel's DNS from NetworkManager over D-Bus.
  * The lab runs a real `openvpn --secret` server whose settings mirror the generated keyfile.
  *
@@ -18,7 +19,6 @@
  */
 import { test } from "uvu";
 import * as assert from "uvu/assert";
-import { spawnSync } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import * as fs from "node:fs";
 import * as os from "node:os";
@@ -42,6 +42,13 @@ import {
   type Tunnel,
 } from "./generated.js";
 import { fetchResolved, type Resolved } from "./resolved.js";
+import {
+  inNs,
+  prepareRunner,
+  requireEnvironment,
+  startRunner,
+  type Runner,
+} from "./runner.js";
 
 const HERE = path.dirname(fileURLToPath(import.meta.url));
 const ROOT = path.resolve(HERE, "..", "..");
@@ -85,14 +92,13 @@ interface LabSide {
 interface State {
   tmp: string;
   nsdir: string; // what runner-ns.sh mounts
-  holder: Daemon; // owns the runner's mount namespace
+  runner: Runner; // NetworkManager and friends in the runner's namespaces
   a: LabSide;
   b: LabSide;
   lanDns: Daemon;
   servers: Map<string, Daemon>;
-  baseline: string; // iptables-save (filter+nat) with Docker's chains, before any tunnel
+  baseline: string; // iptables-save (filter+nat): Docker's chains, the uplink up, no tunnel
   resolved: Resolved;
-  env: NodeJS.ProcessEnv; // of the runner's daemons: the private bus
 }
 let S: State | undefined;
 let setupError: Error | undefined;
@@ -107,23 +113,8 @@ function ready(): State {
 
 // ---------------------------------------------------------------- namespace helpers
 
-const inNs = (ns: string, argv: readonly string[]) => [
-  "ip",
-  "netns",
-  "exec",
-  ns,
-  ...argv,
-];
 /** A command inside the runner's network AND mount namespace (where NM, resolved, the keys live). */
-const inRunner = (argv: readonly string[]) => [
-  "nsenter",
-  "-t",
-  String(ready().holder.pid),
-  "-m",
-  "-n",
-  "--",
-  ...argv,
-];
+const inRunner = (argv: readonly string[]) => ready().runner.run(argv);
 
 function nmcli(args: readonly string[], allowFail = false) {
   return sh(inRunner(["nmcli", ...args]), { allowFail });
@@ -413,60 +404,6 @@ function dockerRestart(): void {
 
 // ---------------------------------------------------------------- setup
 
-function requireEnvironment(): void {
-  if (process.platform !== "linux")
-    throw new Error("the data-plane test needs Linux");
-  if (process.getuid?.() !== 0)
-    throw new Error(
-      "the data-plane test needs root (it creates network namespaces and runs NetworkManager, OpenVPN, iptables); run it as root, e.g. sudo npm run test:e2e",
-    );
-  const missing = [
-    "ip",
-    "nsenter",
-    "unshare",
-    "iptables",
-    "iptables-save",
-    "openvpn",
-    "NetworkManager",
-    "nmcli",
-    "dbus-daemon",
-    "dbus-send",
-    "sysctl",
-    "dnsmasq",
-    "curl",
-    "dpkg-deb",
-    "apt-get",
-  ].filter(
-    (p) =>
-      spawnSync("sh", ["-c", 'command -v "$1"', "sh", p], { encoding: "utf8" })
-        .status !== 0,
-  );
-  if (!fs.existsSync("/usr/lib/NetworkManager/nm-openvpn-service"))
-    missing.push("nm-openvpn-service");
-  if (missing.length > 0)
-    throw new Error(
-      `the data-plane test needs these programs: ${missing.join(", ")} (scripts/test-all.sh installs them)`,
-    );
-  if (!fs.existsSync("/dev/net/tun"))
-    throw new Error("no /dev/net/tun: OpenVPN cannot create its tunnel");
-  const probe = `gl-probe-${suffix}`;
-  const r = spawnSync("ip", ["netns", "add", probe], { encoding: "utf8" });
-  if (r.status !== 0)
-    throw new Error(
-      `cannot create a network namespace (ip netns add): ${r.stderr.trim()}`,
-    );
-  spawnSync("ip", ["netns", "del", probe]);
-}
-
-function nmDispatcherBinary(): string {
-  for (const p of [
-    "/usr/lib/NetworkManager/nm-dispatcher",
-    "/usr/libexec/nm-dispatcher",
-  ])
-    if (fs.existsSync(p)) return p;
-  throw new Error("nm-dispatcher not found");
-}
-
 function labSide(name: string, file: string, out: string): LabSide {
   const yaml = parseYaml(fs.readFileSync(file, "utf8"));
   const runner = yaml.runners[0];
@@ -582,6 +519,15 @@ async function takeDown(side: LabSide): Promise<void> {
   const listens = serverListens(server);
   nmcli(["connection", "down", side.tunnel.vpnId]);
   await waitRulesGone(side);
+  // The tunnel's device is named after the lab: openvpn holds it until it has told the lab it
+  // leaves, a moment after NetworkManager reports the tunnel down.
+  await waitFor(
+    `openvpn to release ${side.tunnel.device}`,
+    () =>
+      sh(inNs(NS.runner, ["ip", "link", "show", side.tunnel.device]), {
+        allowFail: true,
+      }).status !== 0,
+  );
   await waitFor(
     `the lab's OpenVPN server of ${side.name} to listen again`,
     () => {
@@ -629,7 +575,7 @@ async function waitRulesGone(side: LabSide): Promise<void> {
 }
 
 async function setup(): Promise<State> {
-  requireEnvironment();
+  requireEnvironment(suffix);
   const tmp = fs.mkdtempSync(path.join(os.tmpdir(), "gen-lab-e2e-"));
   fs.mkdirSync(path.join(tmp, "logs"));
   setLogDir(path.join(tmp, "logs"));
@@ -645,8 +591,8 @@ async function setup(): Promise<State> {
   for (const side of [a, b]) {
     assert.equal(
       side.tunnel.secondaries,
-      [side.tunnel.uuid],
-      `${side.name}: the uplink's secondaries must name the VPN profile`,
+      [],
+      `${side.name}: the uplink must start no tunnel (a failing one would fail the uplink)`,
     );
     assert.equal(stubListenerExtra(side.rootfs, side.name), [
       side.runnerAddress,
@@ -656,18 +602,8 @@ async function setup(): Promise<State> {
 
   // 2. The runner's files as deployed, its keys, and what its mount namespace shows.
   const nsdir = path.join(tmp, "runner");
-  for (const d of [
-    "rootfs/etc/NetworkManager/system-connections",
-    "rootfs/etc/NetworkManager/dispatcher.d",
-    "rootfs/etc/systemd/resolved.conf.d",
-    "keys",
-    "nm-conf.d",
-  ])
-    fs.mkdirSync(path.join(nsdir, d), { recursive: true });
-  fs.chmodSync(
-    path.join(nsdir, "rootfs/etc/NetworkManager/system-connections"),
-    0o700,
-  );
+  // The worker-facing link is configured by the test (AWS would give the runner one interface).
+  prepareRunner(nsdir, ["vpc0"]);
   deploy(a, nsdir, "networkmanager");
   deploy(a, nsdir, "systemd");
   deploy(b, nsdir, "systemd"); // lab b's keyfiles join later (two uplinks for one eth0 would race)
@@ -681,78 +617,6 @@ async function setup(): Promise<State> {
     sh(["openvpn", "--genkey", "secret", key]);
     fs.chmodSync(key, 0o600);
   }
-  fs.writeFileSync(
-    path.join(nsdir, "resolv.conf"),
-    "# runner of the gen-lab data-plane test: systemd-resolved's stub\nnameserver 127.0.0.53\noptions edns0 trust-ad\nsearch .\n",
-  );
-  let passwd = fs.readFileSync("/etc/passwd", "utf8");
-  let group = fs.readFileSync("/etc/group", "utf8");
-  if (!/^systemd-resolve:/m.test(passwd) || !/^systemd-resolve:/m.test(group)) {
-    const used = new Set(
-      [...passwd.matchAll(/^[^:]*:[^:]*:(\d+):(\d+):/gm)].flatMap((m) => [
-        m[1],
-        m[2],
-      ]),
-    );
-    for (const m of group.matchAll(/^[^:]*:[^:]*:(\d+):/gm)) used.add(m[1]);
-    let id = 990;
-    while (used.has(String(id))) id--;
-    if (!/^systemd-resolve:/m.test(group))
-      group += `systemd-resolve:x:${id}:\n`;
-    const gid = /^systemd-resolve:[^:]*:(\d+):/m.exec(group)![1];
-    if (!/^systemd-resolve:/m.test(passwd))
-      passwd += `systemd-resolve:x:${id}:${gid}:systemd Resolver:/run/systemd:/usr/sbin/nologin\n`;
-  }
-  fs.writeFileSync(path.join(nsdir, "passwd"), passwd);
-  fs.writeFileSync(path.join(nsdir, "group"), group);
-  const dbusConf = path.join(nsdir, "system-bus.conf");
-  fs.writeFileSync(
-    dbusConf,
-    `<!DOCTYPE busconfig PUBLIC "-//freedesktop//DTD D-BUS Bus Configuration 1.0//EN"
- "http://www.freedesktop.org/standards/dbus/1.0/busconfig.dtd">
-<busconfig>
-  <type>system</type>
-  <!-- The default system bus address, but in the runner's private /run: nm-openvpn's helper
-       (which openvpn runs as its up script, with openvpn's environment only) connects there. -->
-  <listen>unix:path=/run/dbus/system_bus_socket</listen>
-  <auth>EXTERNAL</auth>
-  <policy context="default">
-    <allow user="*"/>
-    <allow own="*"/>
-    <allow send_type="method_call"/>
-    <allow send_type="signal"/>
-    <allow send_type="method_return"/>
-    <allow send_type="error"/>
-    <allow send_destination="*"/>
-    <allow receive_sender="*"/>
-  </policy>
-  <includedir>/usr/share/dbus-1/system.d</includedir>
-</busconfig>
-`,
-  );
-  const nmConf = path.join(nsdir, "NetworkManager.conf");
-  fs.writeFileSync(
-    nmConf,
-    `[main]
-plugins=keyfile
-no-auto-default=*
-dns=systemd-resolved
-rc-manager=unmanaged
-# Never touch the host's name (the runner also gets its own UTS namespace).
-hostname-mode=none
-auth-polkit=false
-
-[keyfile]
-path=/etc/NetworkManager/system-connections
-# The worker-facing link is configured by the test (AWS would give the runner one interface).
-unmanaged-devices=interface-name:vpc0
-
-[logging]
-level=INFO
-domains=VPN_PLUGIN:DEBUG,VPN:DEBUG,DISPATCH:DEBUG,DNS:DEBUG
-`,
-  );
-
   // 3. Namespaces and links.
   for (const ns of [NS.lab, NS.runner, NS.worker]) addNamespace(ns);
   const uplink = a.tunnel.uplinkInterface;
@@ -787,7 +651,7 @@ domains=VPN_PLUGIN:DEBUG,VPN:DEBUG,DISPATCH:DEBUG,DNS:DEBUG
     NS.runner,
   ]);
   const lab = (...a: string[]) => sh(["ip", "-n", NS.lab, ...a]);
-  const runner = (...a: string[]) => sh(["ip", "-n", NS.runner, ...a]);
+  const runnerIp = (...a: string[]) => sh(["ip", "-n", NS.runner, ...a]);
   const worker = (...a: string[]) => sh(["ip", "-n", NS.worker, ...a]);
   // The lab: VPN endpoint on the "internet" side, intranet hosts on lo.
   lab("addr", "add", `${a.tunnel.remote}/24`, "dev", "up0");
@@ -802,10 +666,10 @@ domains=VPN_PLUGIN:DEBUG,VPN:DEBUG,DISPATCH:DEBUG,DNS:DEBUG
   for (const h of intranetHosts) lab("addr", "add", `${h}/32`, "dev", "lo");
   // The runner: its VPC address(es) face the worker (AWS routes the worker subnets' intranet
   // traffic to the runner's interface); eth0 (the uplink) is NetworkManager's.
-  runner("link", "set", "vpc0", "up");
+  runnerIp("link", "set", "vpc0", "up");
   for (const side of [a, b]) {
-    runner("addr", "add", `${side.runnerAddress}/32`, "dev", "vpc0");
-    runner(
+    runnerIp("addr", "add", `${side.runnerAddress}/32`, "dev", "vpc0");
+    runnerIp(
       "route",
       "add",
       side.workerSubnet,
@@ -934,100 +798,47 @@ domains=VPN_PLUGIN:DEBUG,VPN:DEBUG,DISPATCH:DEBUG,DNS:DEBUG
 
   // 5. Docker's chains exist before the tunnel comes up.
   dockerStart();
-  const baseline = rules();
 
   // 6. The runner's mount namespace, private bus, systemd-resolved, nm-dispatcher, NetworkManager.
-  const holder = startDaemon(
-    "runner-ns",
-    inNs(NS.runner, [
-      "unshare",
-      "--mount",
-      "--uts",
-      "--propagation",
-      "private",
-      "bash",
-      path.join(HERE, "runner-ns.sh"),
-      nsdir,
-    ]),
-  );
-  const env = {
-    PATH: "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
-    DBUS_SYSTEM_BUS_ADDRESS: "unix:path=/run/dbus/system_bus_socket",
-    LANG: "C.UTF-8",
+  const runner = await startRunner(NS.runner, nsdir, resolved);
+  const state: State = {
+    tmp,
+    nsdir,
+    runner,
+    a,
+    b,
+    lanDns,
+    servers,
+    baseline: "",
+    resolved,
   };
-  S = { tmp, nsdir, holder, a, b, lanDns, servers, baseline, resolved, env };
-  await waitFor("the runner's mount namespace", () => {
-    if (holder.exited) throw new Error(tail(holder));
-    return fs.existsSync(path.join(nsdir, "ready"));
-  });
-  const bus = startDaemon(
-    "dbus-daemon",
-    inRunner([
-      "dbus-daemon",
-      "--nofork",
-      "--nopidfile",
-      `--config-file=${dbusConf}`,
-    ]),
-    { env },
-  );
-  await waitFor("the runner's private system bus", () => {
-    if (bus.exited) throw new Error(tail(bus));
-    return fs.existsSync(`/proc/${holder.pid}/root/run/dbus/system_bus_socket`);
-  });
-  const res = startDaemon("systemd-resolved", inRunner([resolved.binary]), {
-    env: {
-      ...env,
-      LD_LIBRARY_PATH: resolved.libDir,
-      SYSTEMD_LOG_LEVEL: "debug",
-    },
-  });
-  await waitFor("systemd-resolved on the private bus", () => {
-    if (res.exited)
-      throw new Error(
-        `systemd-resolved ${resolved.version} exited:\n${tail(res)}`,
-      );
-    const r = sh(
-      inRunner([
-        "dbus-send",
-        "--system",
-        "--print-reply=literal",
-        "--dest=org.freedesktop.DBus",
-        "/org/freedesktop/DBus",
-        "org.freedesktop.DBus.NameHasOwner",
-        "string:org.freedesktop.resolve1",
-      ]),
-      { allowFail: true, env },
-    );
-    return /boolean true/.test(r.stdout);
-  });
-  startDaemon(
-    "nm-dispatcher",
-    inRunner([nmDispatcherBinary(), "--persist", "--debug"]),
-    { env },
-  );
-  const nm = startDaemon(
-    "NetworkManager",
-    inRunner([
-      "NetworkManager",
-      "--no-daemon",
-      "--debug", // log to stderr (the log file), not to the host's syslog
-      `--config=${nmConf}`,
-      `--config-dir=${path.join(nsdir, "nm-conf.d")}`,
-      `--system-config-dir=${path.join(nsdir, "nm-conf.d")}`,
-    ]),
-    { env },
-  );
+  S = state;
+  const nm = runner.nm;
 
-  // 7. NetworkManager autoconnects the generated uplink; its secondaries start the VPN; NM's
-  //    dispatcher runs the generated script.
+  // 7. NetworkManager autoconnects the generated uplink and its dispatcher installs the lab's
+  //    fail-fast rules; then the VPN is started (the tunnel keeper's job on a runner) and the
+  //    dispatcher's vpn-up installs NAT and forwarding.
   try {
+    await waitFor(
+      "the uplink's up (the dispatcher hooks GENLAB-REJ-e2e into FORWARD)",
+      () => {
+        if (nm.exited) throw new Error("NetworkManager exited");
+        return (chainRules("filter", "FORWARD") ?? "")
+          .split("\n")
+          .includes(`-A FORWARD -j GENLAB-REJ-${a.name}`);
+      },
+      60_000,
+      200,
+    );
+    state.baseline = rules();
+    nmcli(["--wait", "60", "connection", "up", a.tunnel.vpnId]);
     await waitVpnUp(a);
   } catch (e) {
     throw new Error(
       `${(e as Error).message}\n--- NetworkManager\n${tail(nm, 60)}`,
     );
   }
-  return S;
+  return state;
 }
 
 // ---------------------------------------------------------------- the tests
@@ -1042,7 +853,7 @@ test.after(() => {
   );
 });
 
-test("setup: namespaces, the lab's OpenVPN server, NetworkManager starts the generated VPN as the uplink's secondary", async () => {
+test("setup: namespaces, the lab's OpenVPN server, NetworkManager connects the generated uplink and the generated VPN", async () => {
   try {
     await setup();
   } catch (e) {
@@ -1224,9 +1035,11 @@ async function assertDownSparesOther(
     HTTP_PORT_ALLOWED,
     `lab ${otherLabel}, with lab ${downLabel} down`,
   );
-  assert.not.ok(
-    workerGet(down.beakerAddress, HTTP_PORT_ALLOWED, 1).ok,
-    `lab ${downLabel} is down: its intranet must be unreachable`,
+  const refused = workerGet(down.beakerAddress, HTTP_PORT_ALLOWED, 5);
+  assert.is(
+    refused.status,
+    7,
+    `lab ${downLabel} is down: its intranet must be refused at once (curl exit 7), not time out (28): ${refused.err}`,
   );
 }
 
@@ -1267,13 +1080,26 @@ test("the lab cannot open a connection to a worker through the tunnel, even wher
   )![1]!;
   sh(inNs(NS.lab, ["ip", "route", "replace", b.workerSubnet, "dev", labEnd!]));
   ipt("-t", "filter", "-P", "FORWARD", "ACCEPT");
+  // The fail-fast chain refuses every packet from the workers into the intranet, the worker's
+  // refusal too: out of the way for the control case.
+  const reject = [
+    "-t",
+    "filter",
+    "-D",
+    "FORWARD",
+    "-j",
+    `GENLAB-REJ-${b.name}`,
+  ];
   try {
     assert.is(dispatch(b.tunnel, "vpn-down").status, 0);
+    ipt(...reject);
     assert.is(
       labConnects(),
       7,
       "without the lab's rules this runner forwards it, and the worker refuses",
     );
+    reject[2] = "-A";
+    ipt(...reject);
     const up = dispatch(b.tunnel, "vpn-up");
     assert.is(up.status, 0, up.stderr);
     assert.is(labConnects(), 28, "after vpn-up the runner drops it");
@@ -1293,7 +1119,7 @@ test("the lab cannot open a connection to a worker through the tunnel, even wher
 });
 
 test("DNS: a worker resolves an intranet name through the runner's address (DNSStubListenerExtra), answered by the lab's DNS through the tunnel", () => {
-  const { a, lanDns, resolved, env } = ready();
+  const { a, lanDns, resolved, runner } = ready();
   const wanted = workerResolved(a.userData);
   assert.equal(
     wanted.dns,
@@ -1309,7 +1135,7 @@ test("DNS: a worker resolves an intranet name through the runner's address (DNSS
   const tun = tunnelInterface(a.tunnel)!;
   const rctl = (...args: string[]) =>
     sh(inRunner([resolved.resolvectl, ...args]), {
-      env: { ...env, LD_LIBRARY_PATH: resolved.libDir },
+      env: { ...runner.env, LD_LIBRARY_PATH: resolved.libDir },
     }).stdout;
   const linkDns = rctl("dns", tun);
   for (const ns of a.tunnel.dns)
@@ -1377,11 +1203,15 @@ test("DNS: a worker resolves an intranet name through the runner's address (DNSS
 });
 
 test("vpn-down and down remove exactly the lab's rules: iptables-save is back to the state before vpn-up", async () => {
-  const { a, baseline } = ready();
+  const { a, b, baseline } = ready();
   await takeDown(a);
   const down = rules();
+  // Lab b's fail-fast chain, installed at its first vpn-up, stays (as lab a's did since its uplink came up).
   assert.fixture(
-    down,
+    down
+      .split("\n")
+      .filter((l) => !l.includes(`GENLAB-REJ-${b.name}`))
+      .join("\n"),
     baseline,
     "after vpn-down (by NetworkManager) the rules differ from before the first vpn-up",
   );

@@ -51,6 +51,7 @@ export interface Tunnel {
   uuid: string;
   uplinkId: string;
   uplinkInterface: string;
+  device: string;
   secondaries: string[];
   remote: string;
   port: number;
@@ -103,6 +104,7 @@ export function readTunnel(rootfs: string, lab: string): Tunnel {
     uuid: need(vpn, vpnFile, "connection", "uuid"),
     uplinkId: need(uplink, uplinkFile, "connection", "id"),
     uplinkInterface: uplink["connection"]?.["interface-name"] ?? "eth0",
+    device: v("dev"),
     secondaries: list(uplink["connection"]?.["secondaries"]),
     remote: v("remote"),
     port: Number(vpn["vpn"]?.["port"] ?? "1194"),

@@ -1,6 +1,7 @@
 #!/bin/bash
-# The runner's private mount namespace of the data-plane test (test/e2e/dataplane.test.ts).
+# The runner's private mount namespace of the end-to-end tests.
 # Started as: ip netns exec <runner-ns> unshare --mount --uts --propagation private runner-ns.sh <dir>
+# (test/e2e/runner.ts)
 # Everything below happens inside that new mount namespace only; the host's files are untouched.
 # <dir> (written by the test) holds:
 #   rootfs/   the generated runner overlay(s) as deployed (etc/NetworkManager/..., etc/systemd/...)
@@ -16,6 +17,7 @@ mount -t tmpfs -o mode=0755 gen-lab-e2e-run /run
 # (not /run/systemd/resolve: systemd-resolved creates it, owned by its user)
 mkdir -p /run/dbus /run/NetworkManager /run/systemd /run/gen-lab-e2e
 chmod 0700 /run/gen-lab-e2e
+shopt -s nullglob
 for key in "$dir"/keys/*.key; do
   install -m 0600 "$key" /run/gen-lab-e2e/
 done
@@ -24,6 +26,8 @@ mount -t tmpfs -o mode=0700 gen-lab-e2e-nm /var/lib/NetworkManager
 # The generated files, deployed as a rootfs overlay would put them.
 mount --bind "$dir/rootfs/etc/NetworkManager/system-connections" /etc/NetworkManager/system-connections
 mount --bind "$dir/rootfs/etc/NetworkManager/dispatcher.d" /etc/NetworkManager/dispatcher.d
+# The boot script (its credentials step) and the tunnel keeper.
+mount --bind "$dir/rootfs/usr/local/sbin" /usr/local/sbin
 if [[ -d /etc/systemd ]]; then
   mount --bind "$dir/rootfs/etc/systemd" /etc/systemd
 else
