@@ -36,6 +36,10 @@ const checked = (
 export const hostProblem = (s: string): string | undefined =>
   /^[\d.]+$/.test(s) ? ipv4Problem(s) : dnsNameProblem(s);
 
+/** Hosts where the trigger's pod or a runner would reach itself or its cloud's metadata service. */
+const LOCAL_HOST =
+  /^(?:127|0|169\.254)\.|(?:^|\.)localhost$|^(?:instance-data(?:\.ec2\.internal)?|metadata(?:\.google\.internal)?)$/;
+
 /**
  * Why `text` is no URL of one of `schemes`, or undefined. It must name a host and carry no
  * password, query or fragment; `user` allows a user name (ssh).
@@ -60,6 +64,8 @@ export function urlProblem(
     return "it needs a host name or IPv4 address";
   const bad = hostProblem(host);
   if (bad) return `host ${host}: ${bad}`;
+  if (LOCAL_HOST.test(host))
+    return `host ${host} is loopback, link-local or a cloud metadata service`;
   if (url.search !== "" || url.hash !== "") return "it has a query or fragment";
   if (path && url.pathname.replace(/\//g, "") === "")
     return "it names a server but no repository";

@@ -541,6 +541,31 @@ const cases: Case[] = [
     at: /schedule: "0/,
     message: /must be a cron schedule: five fields/,
   },
+  ...[
+    ["gitlab_url", "http://127.0.0.1:8080", /host 127\.0\.0\.1 is loopback/],
+    [
+      "gitlab_url",
+      "https://gitlab.localhost",
+      /is loopback, link-local or a cloud metadata/,
+    ],
+    [
+      "git_url",
+      "https://metadata.google.internal/computeMetadata.git",
+      /host metadata\.google\.internal is loopback, link-local or a cloud metadata service/,
+    ],
+    [
+      "git_url",
+      "ssh://git@instance-data/kernel.git",
+      /host instance-data is loopback/,
+    ],
+  ].map(([key, url, message]): Case => ({
+    rule: `${key} ${url}: loopback, link-local or cloud metadata`,
+    text: edit(FOO, new RegExp(`^( +)${key}: \\S+`, "m"), `$1${key}: ${url}`),
+    path:
+      key === "git_url" ? "pipeline.triggers[0].git_url" : `pipeline.${key}`,
+    at: new RegExp(`${key}: ${String(url).replace(/[.]/g, "\\.")}`),
+    message: message as RegExp,
+  })),
   {
     rule: "duplicate trigger names",
     text: edit(
