@@ -541,6 +541,15 @@ const cases: Case[] = [
     at: /schedule: "0/,
     message: /must be a cron schedule: five fields/,
   },
+  ...["@every 1s", "@every 4m59s", "* * * * *", "*/2 * * * *"].map(
+    (schedule): Case => ({
+      rule: `a schedule that fires more often than every 5 minutes (${schedule})`,
+      text: edit(FOO, 'schedule: "0 */4 * * *"', `schedule: "${schedule}"`),
+      path: "pipeline.schedule",
+      at: /^ {2}schedule: /,
+      message: /runs the trigger more often than every 5 minutes/,
+    }),
+  ),
   ...[
     ["gitlab_url", "http://127.0.0.1:8080", /host 127\.0\.0\.1 is loopback/],
     [
@@ -1027,6 +1036,8 @@ test("schedules Kubernetes accepts are valid (robfig/cron v3 ParseStandard)", ()
     "@midnight",
     "@every 6h",
     "@every 1h30m",
+    "@every 5m",
+    "*/5 * * * *",
     // Days some named month has, February 29 included, or a restricted day of the week
     // (robfig then runs on either day field's match).
     "0 0 31 4,5 *",
