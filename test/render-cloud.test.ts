@@ -1,6 +1,6 @@
 /**
- * The per-lab artifacts: Terraform JSON, the Kubernetes trigger and the README, for the
- * example lab and every valid fixture (the trigger file: trigger.test.ts). Each is parsed back
+ * The per-lab artifacts: Terraform JSON and the README, for the example lab and every valid
+ * fixture (the trigger file and the Kubernetes trigger: trigger.test.ts). Each is parsed back
  * the way its consumer would read it, and checked against the lab it came from.
  */
 import * as fs from "node:fs";
@@ -268,47 +268,6 @@ for (const { file, text } of labs) {
         assert.match(name, /^[a-zA-Z_][a-zA-Z0-9_-]*$/, `${type}.${name}`);
     for (const name of Object.keys(t.output))
       assert.match(name, /^[a-zA-Z_][a-zA-Z0-9_-]*$/);
-  });
-
-  test(`${file}: kubernetes: a ConfigMap with the trigger YAML and a CronJob that mounts it`, () => {
-    const text = fileOf(lab, paths.kubernetes(lab));
-    const docs = loadAll(text) as [ConfigMap, CronJob];
-    assert.is(docs.length, 2);
-    const [cm, cj] = docs;
-    assert.is(`${cm.apiVersion} ${cm.kind}`, "v1 ConfigMap");
-    assert.is(`${cj.apiVersion} ${cj.kind}`, "batch/v1 CronJob");
-    assert.equal(Object.values(cm.data!), [
-      fileOf(lab, paths.pipelineData(lab)),
-    ]);
-
-    const spec = cj.spec!;
-    assert.is(spec.schedule, lab.pipeline.schedule);
-    assert.is(spec.concurrencyPolicy, "Forbid");
-    const pod = spec.jobTemplate.spec!.template.spec!;
-    assert.is(pod.containers.length, 1);
-    const c = pod.containers[0]!;
-    assert.is(c.image, lab.pipeline.image);
-    assert.equal(c.command, ["python3", "-m", "cki_tools.gitrepo_trigger"]);
-    const env = new Map(c.env!.map((e) => [e.name, e]));
-    assert.is(env.get("GITLAB_URL")?.value, lab.pipeline.gitlabUrl);
-    const token = env.get("GITLAB_TOKEN")!;
-    assert.is(token.value, undefined, "no literal token");
-    assert.ok(token.valueFrom?.secretKeyRef?.name);
-    assert.ok(token.valueFrom?.secretKeyRef?.key);
-
-    // The config path lies in the mount of the volume that holds the ConfigMap, under its key.
-    const configPath = env.get("GITREPO_TRIGGER_CONFIG_PATH")!.value!;
-    const volume = pod.volumes!.find(
-      (v) => v.configMap?.name === cm.metadata!.name,
-    )!;
-    const mount = c.volumeMounts!.find((m) => m.name === volume.name)!;
-    assert.is(configPath, `${mount.mountPath}/${Object.keys(cm.data!)[0]!}`);
-
-    for (const name of [cm.metadata!.name!, cj.metadata!.name!]) {
-      assert.ok(name.length <= CRONJOB_NAME_MAX, name);
-      assert.match(name, /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/);
-    }
-    assert.not.match(text, /glpat-|token:\s*[A-Za-z0-9_-]{20,}/);
   });
 
   test(`${file}: README: every runner's address and a mermaid flowchart`, () => {
