@@ -14,7 +14,11 @@ import { generate } from "../src/generate.js";
 import { checkLabs, parseLab } from "../src/load.js";
 import type { LabModel } from "../src/model.js";
 import { paths } from "../src/render/paths.js";
-import { k8sName, CRONJOB_NAME_MAX } from "../src/render/kubernetes.js";
+import {
+  k8sName,
+  CRONJOB_NAME_MAX,
+  triggerNames,
+} from "../src/render/kubernetes.js";
 import { tfNames } from "../src/render/terraform.js";
 import { ROOT, validFixtures } from "./helpers.js";
 
@@ -290,6 +294,18 @@ for (const { file, text } of labs) {
     for (const r of lab.runners)
       for (const c of r.credentials)
         assert.ok(f.contents.includes(`--name ${c.parameter} `), c.parameter);
+    // A first run of the trigger by hand, its log, and the pipeline branches that must exist.
+    const cronJob = triggerNames(lab).name;
+    const job = `${cronJob}-first-run`;
+    for (const command of [
+      `kubectl create job --from=cronjob/${cronJob} ${job}`,
+      `kubectl logs --follow job/${job}`,
+      `kubectl get job ${job}`,
+    ])
+      assert.ok(f.contents.includes(command), command);
+    assert.ok(job.length <= 63, "a Job name is a label value");
+    for (const t of lab.pipeline.triggers)
+      assert.ok(f.contents.includes(`\`${t.pipelineBranch}\` (${t.name})`));
     // The deploy steps are numbered in order, one per runner, and every line that continues
     // a step is indented to its text (column 5), so Markdown keeps it in that step.
     const deploy = f.contents.slice(

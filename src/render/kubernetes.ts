@@ -39,6 +39,7 @@ export function triggerNames(lab: LabModel): {
   readonly secret: string;
   readonly configKey: string;
   readonly configPath: string;
+  readonly firstRun: string;
 } {
   const name = k8sName(`${lab.names.base}-trigger`);
   return {
@@ -46,6 +47,8 @@ export function triggerNames(lab: LabModel): {
     secret: lab.pipeline.tokenSecret,
     configKey: `${lab.name}.yaml`,
     configPath: `${TRIGGER_CONFIG_DIR}/${lab.name}.yaml`,
+    /** A Job started by hand from the CronJob (at most 52 + 10 characters: a label value). */
+    firstRun: `${name}-first-run`,
   };
 }
 
