@@ -52,7 +52,10 @@ export function triggerNames(lab: LabModel): {
   };
 }
 
-/** The user and group the trigger runs as: any but root; the image's files are world-readable. */
+/**
+ * The user and group the trigger runs as: any but root. That the cki-tools image works as an
+ * arbitrary non-root user is assumed (docs/pipeline.md); a lab's first run shows it.
+ */
 export const TRIGGER_UID = 1000;
 
 /**
@@ -99,7 +102,7 @@ export function triggerObjects(
     { name: "CKI_DEPLOYMENT_ENVIRONMENT", value: p.deploymentEnvironment },
     // WARN, the default, says nothing about what a run did.
     { name: "CKI_LOGGING_LEVEL", value: "INFO" },
-    // The user has no home directory in the image, and the root filesystem is read-only.
+    // uid 1000 need not have a home directory in the image, and the root filesystem is read-only.
     { name: "HOME", value: SCRATCH_DIR },
   ];
   const configMap: ConfigMap = {
