@@ -152,6 +152,8 @@ function resolve(input: LabInput, file: string) {
   });
 
   const w = input.workers;
+  const p = input.pipeline;
+  const parent = p.parent_project ?? p.project.replace(/\/[^/]*$/, "");
   return {
     /** The lab file as given on the command line, for messages. */
     file,
@@ -192,15 +194,26 @@ function resolve(input: LabInput, file: string) {
     /** Worker subnets of every zone, in zone order: the sources the runners forward and masquerade. */
     workerSubnets: zones.map((z) => z.workerSubnet),
     pipeline: {
-      project: input.pipeline.project,
-      gitlabUrl: input.pipeline.gitlab_url,
-      runnerTags: [...(input.pipeline.runner_tags ?? [input.name])],
-      schedule: input.pipeline.schedule,
-      image: input.pipeline.image,
-      triggers: input.pipeline.triggers.map((t) => ({
+      /** The pipeline project's full path: its runners are registered there, its pipelines run there. */
+      project: p.project,
+      /** GITLAB_PARENT_PROJECT, and the rest of `project` below it (cki_pipeline_project). */
+      parentProject: parent,
+      projectName: p.project.slice(parent.length + 1),
+      gitlabUrl: p.gitlab_url,
+      runnerTags: [...(p.runner_tags ?? [input.name])],
+      schedule: p.schedule,
+      image: p.image,
+      /** PIPELINE_DEFINITION_URL and CKI_DEPLOYMENT_ENVIRONMENT of the trigger. */
+      definitionUrl: p.definition_url,
+      deploymentEnvironment: p.deployment_environment,
+      /** The Kubernetes Secret holding the GitLab token under key `token`. */
+      tokenSecret: p.token_secret ?? `${base}-gitlab-token`,
+      triggers: p.triggers.map((t) => ({
         name: t.name,
         gitUrl: t.git_url,
         branch: t.branch,
+        /** cki_pipeline_branch: the pipeline project's branch this trigger's pipelines run in. */
+        pipelineBranch: t.pipeline_branch ?? t.name,
         extra: { ...(t.extra ?? {}) },
       })),
     },

@@ -36,6 +36,10 @@ const checked = (
 export const hostProblem = (s: string): string | undefined =>
   /^[\d.]+$/.test(s) ? ipv4Problem(s) : dnsNameProblem(s);
 
+/** Hosts where the trigger's pod or a runner would reach itself or its cloud's metadata service. */
+const LOCAL_HOST =
+  /^(?:127|0|169\.254)\.|(?:^|\.)localhost$|^(?:instance-data(?:\.ec2\.internal)?|metadata(?:\.google\.internal)?)$/;
+
 /**
  * Why `text` is no URL of one of `schemes`, or undefined. It must name a host and carry no
  * password, query or fragment; `user` allows a user name (ssh).
@@ -60,6 +64,8 @@ export function urlProblem(
     return "it needs a host name or IPv4 address";
   const bad = hostProblem(host);
   if (bad) return `host ${host}: ${bad}`;
+  if (LOCAL_HOST.test(host))
+    return `host ${host} is loopback, link-local or a cloud metadata service`;
   if (url.search !== "" || url.hash !== "") return "it has a query or fragment";
   if (path && url.pathname.replace(/\//g, "") === "")
     return "it names a server but no repository";
@@ -327,6 +333,18 @@ const EgressSchema = z.strictObject({
     .default("tcp"),
 });
 
+// GitLab's path rules: letters, digits, `_`, `-`, `.`; no part starting with `-` or `.`;
+// no `.git` or `.atom` at the end. `+`: a project (group/name), `*`: a group.
+const PART = String.raw`(?![-.])[A-Za-z0-9_.-]+`;
+const gitlabPath = (more: "*" | "+") =>
+  new RegExp(String.raw`^(?!.*\.(?:git|atom)$)${PART}(\/${PART})${more}$`);
+
+// git check-ref-format's rules: no leading `-` or `/`, no `..`, `//`, `/.`, `.lock` part or
+// trailing `/` or `.`, not HEAD.
+export const BRANCH_RE =
+  /^(?!HEAD$)(?![-/.])(?!.*(\.\.|\/\/|\/\.|\.lock(?:\/|$)|[/.]$))[A-Za-z0-9._/-]{1,255}$/;
+const Branch = pattern(BRANCH_RE, "a git branch name", "main");
+
 const TriggerSchema = z.strictObject({
   name: pattern(/^[a-z0-9][a-z0-9_.-]*$/, "a trigger name", "rhel9"),
   git_url: url(
@@ -335,13 +353,9 @@ const TriggerSchema = z.strictObject({
     "https://gitlab.com/group/project.git",
     { user: true, path: true },
   ),
-  // git check-ref-format's rules: no leading `-` or `/`, no `..`, `//`, `/.`, `.lock` part or
-  // trailing `/` or `.`, not HEAD.
-  branch: pattern(
-    /^(?!HEAD$)(?![-/.])(?!.*(\.\.|\/\/|\/\.|\.lock(?:\/|$)|[/.]$))[A-Za-z0-9._/-]{1,255}$/,
-    "a git branch name",
-    "main",
-  ),
+  branch: Branch,
+  /** cki_pipeline_branch: the pipeline project's branch its pipelines run in; default: the trigger's name. */
+  pipeline_branch: Branch.optional(),
   // Each entry becomes a variable of the triggered pipeline: GitLab takes names of letters,
   // digits and `_` only.
   extra: z
@@ -374,13 +388,17 @@ const TriggerSchema = z.strictObject({
 });
 
 const PipelineSchema = z.strictObject({
-  // GitLab's path rules: letters, digits, `_`, `-`, `.`; no part starting with `-` or `.`;
-  // no `.git` or `.atom` at the end.
   project: pattern(
-    /^(?!.*\.(?:git|atom)$)(?![-.])[A-Za-z0-9_.-]+(\/(?![-.])[A-Za-z0-9_.-]+)+$/,
+    gitlabPath("+"),
     "a GitLab project path",
     "group/subgroup/project",
   ),
+  /** GITLAB_PARENT_PROJECT; default: `project` up to its last `/`. */
+  parent_project: pattern(
+    gitlabPath("*"),
+    "a GitLab group path",
+    "group/subgroup",
+  ).optional(),
   gitlab_url: url(
     ["https", "http"],
     "the http(s) URL of a GitLab instance",
@@ -397,6 +415,23 @@ const PipelineSchema = z.strictObject({
     "0 */4 * * *",
   ),
   image: Image.default("quay.io/cki/cki-tools:production"),
+  definition_url: url(
+    ["https", "http"],
+    "the http(s) URL of the pipeline-definition repository",
+    "https://gitlab.com/cki-project/pipeline-definition",
+    { path: true },
+  ).default("https://gitlab.com/cki-project/pipeline-definition"),
+  deployment_environment: pattern(
+    /^(?:production|staging)$/,
+    "production or staging",
+    "production",
+  ).default("production"),
+  /** The Kubernetes Secret with the GitLab token (key `token`); default `<prefix>-<environment>-<lab>-gitlab-token`. */
+  token_secret: pattern(
+    /^(?=.{1,253}$)[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$/,
+    "a Kubernetes Secret name",
+    "arr-cki-prod-foo-gitlab-token",
+  ).optional(),
   triggers: nonEmpty(
     TriggerSchema,
     "trigger",

@@ -564,6 +564,124 @@ const cases: Case[] = [
     at: /schedule: "0/,
     message: /must be a cron schedule: five fields/,
   },
+  ...["@every 1s", "@every 4m59s", "* * * * *", "*/2 * * * *"].map(
+    (schedule): Case => ({
+      rule: `a schedule that fires more often than every 5 minutes (${schedule})`,
+      text: edit(FOO, 'schedule: "0 */4 * * *"', `schedule: "${schedule}"`),
+      path: "pipeline.schedule",
+      at: /^ {2}schedule: /,
+      message: /runs the trigger more often than every 5 minutes/,
+    }),
+  ),
+  ...[
+    ["gitlab_url", "http://127.0.0.1:8080", /host 127\.0\.0\.1 is loopback/],
+    [
+      "gitlab_url",
+      "https://gitlab.localhost",
+      /is loopback, link-local or a cloud metadata/,
+    ],
+    [
+      "definition_url",
+      "http://169.254.169.254/latest/meta-data",
+      /host 169\.254\.169\.254 is loopback, link-local or a cloud metadata service/,
+    ],
+    [
+      "definition_url",
+      "https://gitlab.com",
+      /names a server but no repository/,
+    ],
+    [
+      "git_url",
+      "https://metadata.google.internal/computeMetadata.git",
+      /host metadata\.google\.internal is loopback, link-local or a cloud metadata service/,
+    ],
+    [
+      "git_url",
+      "ssh://git@instance-data/kernel.git",
+      /host instance-data is loopback/,
+    ],
+  ].map(([key, url, message]): Case => {
+    const text =
+      key === "definition_url"
+        ? edit(FOO, /^ {2}gitlab_url: .*\n/m, `$&  definition_url: ${url}\n`)
+        : edit(FOO, new RegExp(`^( +)${key}: \\S+`, "m"), `$1${key}: ${url}`);
+    return {
+      rule: `${key} ${url}: loopback, link-local, metadata or no repository`,
+      text,
+      path:
+        key === "git_url" ? "pipeline.triggers[0].git_url" : `pipeline.${key}`,
+      at: new RegExp(`${key}: ${String(url).replace(/[.]/g, "\\.")}`),
+      message: message as RegExp,
+    };
+  }),
+  ...[
+    "redhat/other",
+    "redhat/red-hat",
+    "redhat/red-hat-ci-tools/kernel/cki-foo-pipelines",
+  ].map((parent): Case => ({
+    rule: `a parent_project the project does not lie in (${parent})`,
+    text: edit(
+      FOO,
+      /^ {2}gitlab_url: .*\n/m,
+      `$&  parent_project: ${parent}\n`,
+    ),
+    path: "pipeline.parent_project",
+    at: /parent_project: /,
+    message:
+      /is not a group that pipeline\.project redhat\/red-hat-ci-tools\/kernel\/cki-foo-pipelines lies in.*leave it out/,
+  })),
+  {
+    rule: "a parent_project that is no GitLab group path",
+    text: edit(FOO, /^ {2}gitlab_url: .*\n/m, "$&  parent_project: /redhat\n"),
+    path: "pipeline.parent_project",
+    at: /parent_project: /,
+    message: /must be a GitLab group path/,
+  },
+  {
+    rule: "a deployment environment CKI's trigger does not know",
+    text: edit(
+      FOO,
+      /^ {2}gitlab_url: .*\n/m,
+      "$&  deployment_environment: retrigger\n",
+    ),
+    path: "pipeline.deployment_environment",
+    at: /deployment_environment: /,
+    message: /must be production or staging/,
+  },
+  {
+    rule: "a token Secret name Kubernetes refuses",
+    text: edit(FOO, /^ {2}gitlab_url: .*\n/m, "$&  token_secret: Foo_Token\n"),
+    path: "pipeline.token_secret",
+    at: /token_secret: /,
+    message: /must be a Kubernetes Secret name/,
+  },
+  {
+    rule: "a trigger name that is no branch name, as the default pipeline branch",
+    text: edit(FOO, /^ {4}- name: rhel9 /m, "    - name: rhel9.lock "),
+    path: "pipeline.triggers[0].name",
+    at: /- name: rhel9\.lock/,
+    message:
+      /trigger name rhel9\.lock is no git branch name.*set pipeline_branch/,
+  },
+  {
+    rule: "a pipeline branch git would refuse",
+    text: edit(FOO, /^ {6}branch: main\n/m, "$&      pipeline_branch: -x\n"),
+    path: "pipeline.triggers[0].pipeline_branch",
+    at: /pipeline_branch: -x/,
+    message: /must be a git branch name/,
+  },
+  {
+    rule: "extra replaces the pipeline branch",
+    text: edit(
+      FOO,
+      'extra: { architectures: "x86_64 aarch64" }',
+      "extra: { cki_pipeline_branch: other }",
+    ),
+    path: "pipeline.triggers[0].extra.cki_pipeline_branch",
+    at: /extra: \{ cki_pipeline_branch/,
+    message:
+      /extra key "cki_pipeline_branch" would replace what gen-lab writes/,
+  },
   {
     rule: "duplicate trigger names",
     text: edit(
@@ -1015,6 +1133,8 @@ test("schedules Kubernetes accepts are valid (robfig/cron v3 ParseStandard)", ()
     "@midnight",
     "@every 6h",
     "@every 1h30m",
+    "@every 5m",
+    "*/5 * * * *",
     // Days some named month has, February 29 included, or a restricted day of the week
     // (robfig then runs on either day field's match).
     "0 0 31 4,5 *",
@@ -1120,6 +1240,20 @@ test("an allow-list that reaches Beaker by name or maybe by a CIDR with its port
     assert.ok(labs, egress);
     assert.equal(diagnostics, [], egress);
   }
+});
+
+test("pipeline fields that are valid: a parent group above the project's own, a trigger with its own pipeline branch", () => {
+  let text = edit(
+    FOO,
+    /^ {2}gitlab_url: .*\n/m,
+    "$&  parent_project: redhat/red-hat-ci-tools\n  deployment_environment: staging\n  token_secret: cki.trigger-token\n",
+  );
+  text = edit(text, /^ {4}- name: rhel9 /m, "    - name: rhel9.lock ");
+  text = edit(text, /^ {6}branch: main\n/m, "$&      pipeline_branch: rhel9\n");
+  const { labs, diagnostics } = checkLabs([{ file: FILE, text }]);
+  assert.equal(diagnostics, []);
+  assert.is(labs![0]!.pipeline.parentProject, "redhat/red-hat-ci-tools");
+  assert.is(labs![0]!.pipeline.projectName, "kernel/cki-foo-pipelines");
 });
 
 test("project paths GitLab made before its newer path rules stay valid", () => {

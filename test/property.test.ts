@@ -253,9 +253,14 @@ test("pass-through strings: a YAML 1.2 reader and PyYAML get back exactly the tr
       fc.dictionary(extraKey, extraValue, { maxKeys: 6 }),
       (p, extra) => {
         fc.pre(
-          !["git_url", "branch", "gitlab_url", "runner_tags"].some(
-            (k) => k in extra,
-          ),
+          ![
+            "git_url",
+            "branch",
+            "cki_pipeline_project",
+            "cki_pipeline_branch",
+            "gitlab_url",
+            "runner_tags",
+          ].some((k) => k in extra),
         );
         const lab = buildLab(p) as { pipeline: { triggers: Json[] } };
         const trigger = lab.pipeline.triggers[0] as Record<string, Json>;
@@ -285,6 +290,7 @@ test("pass-through strings: a YAML 1.2 reader and PyYAML get back exactly the tr
           ...extra,
           git_url: trigger["git_url"]!,
           branch: trigger["branch"]!,
+          cki_pipeline_branch: trigger["name"]!,
         };
         const pipelineData = files.get(paths.pipelineData(model))!;
         const kubernetes = files.get(paths.kubernetes(model))!;

@@ -1,6 +1,6 @@
 import { createHash } from "node:crypto";
 import type { CronJob } from "kubernetes-types/batch/v1.js";
-import type { ConfigMap } from "kubernetes-types/core/v1.js";
+import type { ConfigMap, EnvVar } from "kubernetes-types/core/v1.js";
 import { generatedHeader, MODE_PUBLIC, type GeneratedFile } from "../file.js";
 import type { LabModel } from "../model.js";
 import { toYaml } from "./yaml.js";
@@ -15,6 +15,9 @@ export const CRONJOB_NAME_MAX = 52;
 
 /** Where the ConfigMap is mounted in the trigger's container. */
 export const TRIGGER_CONFIG_DIR = "/etc/gitrepo-trigger";
+
+/** The container's only writable directory (an emptyDir): /tmp, and its HOME. */
+export const SCRATCH_DIR = "/tmp";
 
 /** Key of the GitLab token in the Secret the deployer creates (never generated: it is a secret). */
 export const GITLAB_TOKEN_KEY = "token";
@@ -36,31 +39,72 @@ export function triggerNames(lab: LabModel): {
   readonly secret: string;
   readonly configKey: string;
   readonly configPath: string;
+  readonly firstRun: string;
 } {
-  const base = `${lab.prefix}-${lab.environment}-${lab.name}`;
+  const name = k8sName(`${lab.names.base}-trigger`);
   return {
-    name: k8sName(`${base}-trigger`),
-    // Secrets may be 253 characters long: no cut needed.
-    secret: `${base}-gitlab-token`,
+    name,
+    secret: lab.pipeline.tokenSecret,
     configKey: `${lab.name}.yaml`,
     configPath: `${TRIGGER_CONFIG_DIR}/${lab.name}.yaml`,
+    /** A Job started by hand from the CronJob (at most 52 + 10 characters: a label value). */
+    firstRun: `${name}-first-run`,
   };
 }
 
 /**
+ * The user and group the trigger runs as: any but root. That the cki-tools image works as an
+ * arbitrary non-root user is assumed (docs/pipeline.md); a lab's first run shows it.
+ */
+export const TRIGGER_UID = 1000;
+
+/**
+ * At most this many seconds late, a run is skipped rather than started: less than the shortest
+ * schedule validation admits (5 minutes), so a late run never meets the next one.
+ */
+export const STARTING_DEADLINE_SECONDS = 180;
+
+/**
  * The ConfigMap with the trigger YAML and the CronJob that runs cki_tools.gitrepo_trigger with
- * it. Pure. `config` is the pipeline-data text, when the caller has already made it.
+ * it, with the environment its documentation marks required (docs/pipeline.md). Pure. `config`
+ * is the pipeline-data text, when the caller has already made it.
  */
 export function triggerObjects(
   lab: LabModel,
   config = triggerYaml(lab),
 ): [ConfigMap, CronJob] {
   const n = triggerNames(lab);
+  const p = lab.pipeline;
   const labels = {
     "app.kubernetes.io/name": "gitrepo-trigger",
     "app.kubernetes.io/instance": n.name,
+    "app.kubernetes.io/component": "pipeline-trigger",
+    "app.kubernetes.io/part-of": lab.names.base,
     "app.kubernetes.io/managed-by": "gen-lab",
   };
+  const env: EnvVar[] = [
+    { name: "PIPELINE_DEFINITION_URL", value: p.definitionUrl },
+    { name: "GITLAB_PARENT_PROJECT", value: p.parentProject },
+    { name: "GITLAB_URL", value: p.gitlabUrl },
+    // The GitLab instance's host -> the name of the variable that holds its token.
+    {
+      name: "GITLAB_TOKENS",
+      value: JSON.stringify({
+        [new URL(p.gitlabUrl).hostname]: "GITLAB_TOKEN",
+      }),
+    },
+    {
+      name: "GITLAB_TOKEN",
+      valueFrom: { secretKeyRef: { name: n.secret, key: GITLAB_TOKEN_KEY } },
+    },
+    // The one channel for the configuration: GITREPO_TRIGGER_CONFIG would take precedence.
+    { name: "GITREPO_TRIGGER_CONFIG_PATH", value: n.configPath },
+    { name: "CKI_DEPLOYMENT_ENVIRONMENT", value: p.deploymentEnvironment },
+    // WARN, the default, says nothing about what a run did.
+    { name: "CKI_LOGGING_LEVEL", value: "INFO" },
+    // uid 1000 need not have a home directory in the image, and the root filesystem is read-only.
+    { name: "HOME", value: SCRATCH_DIR },
+  ];
   const configMap: ConfigMap = {
     apiVersion: "v1",
     kind: "ConfigMap",
@@ -72,61 +116,65 @@ export function triggerObjects(
     kind: "CronJob",
     metadata: { name: n.name, labels },
     spec: {
-      schedule: lab.pipeline.schedule,
+      schedule: p.schedule,
       // The lab's schedule has no time zone of its own: pin it, or it follows the controller's.
       timeZone: "Etc/UTC",
       // A slow run must not overlap the next one: both would trigger pipelines for the same commits.
       concurrencyPolicy: "Forbid",
+      startingDeadlineSeconds: STARTING_DEADLINE_SECONDS,
+      // Enough finished runs to read the logs of the last few, failed ones included.
+      successfulJobsHistoryLimit: 3,
+      failedJobsHistoryLimit: 3,
       jobTemplate: {
         metadata: { labels },
         spec: {
+          // A failed run is not retried: the next scheduled one does the same work.
+          backoffLimit: 0,
+          // A run stuck on an unanswering git or GitLab server would hold back every later one.
+          activeDeadlineSeconds: 1800,
           template: {
             metadata: { labels },
             spec: {
               restartPolicy: "Never",
               // The trigger talks to GitLab only, never to the Kubernetes API.
               automountServiceAccountToken: false,
+              securityContext: {
+                runAsNonRoot: true,
+                runAsUser: TRIGGER_UID,
+                runAsGroup: TRIGGER_UID,
+                seccompProfile: { type: "RuntimeDefault" },
+              },
               containers: [
                 {
                   name: "gitrepo-trigger",
-                  image: lab.pipeline.image,
+                  image: p.image,
                   command: ["python3", "-m", "cki_tools.gitrepo_trigger"],
-                  env: [
-                    {
-                      name: "GITREPO_TRIGGER_CONFIG_PATH",
-                      value: n.configPath,
-                    },
-                    { name: "GITLAB_URL", value: lab.pipeline.gitlabUrl },
-                    // cki-lib looks a GitLab instance's token up by host name in this map, then
-                    // reads the variable it names.
-                    {
-                      name: "GITLAB_TOKENS",
-                      value: JSON.stringify({
-                        [new URL(lab.pipeline.gitlabUrl).hostname]:
-                          "GITLAB_TOKEN",
-                      }),
-                    },
-                    {
-                      name: "GITLAB_TOKEN",
-                      valueFrom: {
-                        secretKeyRef: { name: n.secret, key: GITLAB_TOKEN_KEY },
-                      },
-                    },
-                  ],
+                  env,
+                  resources: {
+                    requests: { cpu: "100m", memory: "256Mi" },
+                    limits: { cpu: "1", memory: "1Gi" },
+                  },
                   volumeMounts: [
                     {
                       name: "config",
                       mountPath: TRIGGER_CONFIG_DIR,
                       readOnly: true,
                     },
+                    { name: "scratch", mountPath: SCRATCH_DIR },
                   ],
                   securityContext: {
+                    runAsNonRoot: true,
+                    readOnlyRootFilesystem: true,
                     allowPrivilegeEscalation: false,
                     capabilities: { drop: ["ALL"] },
                   },
                 },
               ],
-              volumes: [{ name: "config", configMap: { name: n.name } }],
+              volumes: [
+                { name: "config", configMap: { name: n.name } },
+                // git and Python write temporary files: a read-only root has no other place.
+                { name: "scratch", emptyDir: { sizeLimit: "1Gi" } },
+              ],
             },
           },
         },

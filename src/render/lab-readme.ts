@@ -58,6 +58,12 @@ export interface ReadmeView {
   readonly secretName: string;
   readonly secretKey: string;
   readonly cronJobName: string;
+  /** The Job a first run by hand is, and the pipeline project's branch of each trigger. */
+  readonly firstRunJob: string;
+  readonly pipelineBranches: readonly {
+    readonly trigger: string;
+    readonly branch: string;
+  }[];
   readonly schedule: string;
   readonly runnerTags: string;
   readonly workerScaling: string;
@@ -176,6 +182,11 @@ export function readmeView(lab: LabModel): ReadmeView {
     secretName: k8s.secret,
     secretKey: GITLAB_TOKEN_KEY,
     cronJobName: k8s.name,
+    firstRunJob: k8s.firstRun,
+    pipelineBranches: lab.pipeline.triggers.map((t) => ({
+      trigger: t.name,
+      branch: t.pipelineBranch,
+    })),
     schedule: lab.pipeline.schedule,
     runnerTags: lab.pipeline.runnerTags.join(","),
     workerScaling:

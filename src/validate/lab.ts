@@ -18,7 +18,7 @@ import {
   type Net,
 } from "../net.js";
 import type { LabSource, YamlPath } from "../parse.js";
-import type { LabInput } from "../schema.js";
+import { BRANCH_RE, type LabInput } from "../schema.js";
 import { formatPath, pairwise, Reporter } from "./report.js";
 
 interface Range {
@@ -641,10 +641,18 @@ function checkPipeline(r: Reporter, lab: LabInput): void {
       `${JSON.stringify(schedule)} runs the trigger more often than every ${SCHEDULE_MIN_MINUTES} minutes`,
       'a trigger polls git and GitLab on every run: schedule it every few minutes at most, e.g. "*/15 * * * *"',
     );
+  const { project, parent_project: parent } = lab.pipeline;
+  if (parent !== undefined && !project.startsWith(`${parent}/`))
+    r.error(
+      ["pipeline", "parent_project"],
+      `${parent} is not a group that pipeline.project ${project} lies in`,
+      `the trigger runs pipelines in <parent_project>/<cki_pipeline_project>: give a leading part of ${project}, or leave it out`,
+    );
   const own = [
     "git_url",
     "branch",
     "cki_pipeline_project",
+    "cki_pipeline_branch",
     "gitlab_url",
     "runner_tags",
   ];
@@ -655,6 +663,12 @@ function checkPipeline(r: Reporter, lab: LabInput): void {
         ["pipeline", "triggers", i, "name"],
         `trigger ${t.name} is already defined at pipeline.triggers[${first}]`,
         "give each trigger a unique name",
+      );
+    if (t.pipeline_branch === undefined && !BRANCH_RE.test(t.name))
+      r.error(
+        ["pipeline", "triggers", i, "name"],
+        `trigger name ${t.name} is no git branch name, and the pipeline branch defaults to it`,
+        "set pipeline_branch: the pipeline project's branch its pipelines run in",
       );
     for (const key of Object.keys(t.extra ?? {}))
       if (own.includes(key))
