@@ -54,15 +54,6 @@ export function formatDiagnostic(d: Diagnostic): string {
   );
 }
 
-/** The source line of a diagnostic with a caret under its column, for humans (netplan style). */
-export function excerpt(d: Diagnostic, text: string): string {
-  const line = text.split(/\r?\n/)[d.line - 1];
-  if (line === undefined || line.trim() === "" || line.length > 200) return "";
-  const shown = (s: string) => visible(s.replace(/\t/g, " "));
-  const before = shown(line.slice(0, Math.max(0, d.column - 1)));
-  return `  ${shown(line)}\n  ${" ".repeat(before.length)}^`;
-}
-
 /** Errors first, then by file, position and path, so output order never depends on rule order. */
 export function sortDiagnostics(list: readonly Diagnostic[]): Diagnostic[] {
   return [...list].sort(

@@ -2,7 +2,7 @@ import * as fs from "node:fs";
 import * as path from "node:path";
 import { createTwoFilesPatch } from "diff";
 import type { GeneratedFile } from "./file.js";
-import { MANIFEST_NAME, sha256, type Manifest } from "./generate.js";
+import { MANIFEST_NAME, sha256, type Manifest } from "./render/generate.js";
 
 /** An output directory gen-lab refuses to write or compare (exit code 2): what, and how to fix it. */
 export class OutputError extends Error {

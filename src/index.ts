@@ -19,7 +19,7 @@ export {
   MANIFEST_NAME,
   type Manifest,
   type ManifestEntry,
-} from "./generate.js";
+} from "./render/generate.js";
 export {
   checkLabs,
   parseLab,

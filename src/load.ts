@@ -1,6 +1,6 @@
 import { gzipSync } from "node:zlib";
 import { LabError, sortDiagnostics, type Diagnostic } from "./diagnostics.js";
-import { renderRunner } from "./generate.js";
+import { renderRunner } from "./render/generate.js";
 import { resolveLab, type LabModel } from "./model.js";
 import { parseLabText, type LabSource } from "./parse.js";
 import { paths } from "./render/paths.js";

@@ -35,7 +35,10 @@ test("writes every file of artifacts.md with its mode", () => {
   withLab((_dir, lab, out) => {
     const r = runCli([lab, "-o", out]);
     assert.is(r.status, 0, r.stderr);
-    assert.match(r.stdout, /foo: \d+ added, 0 changed, 0 removed/);
+    assert.match(
+      r.stdout,
+      /^gen-lab: \S+: 1 lab\(s\): \d+ written, 0 unchanged, 0 removed\n$/,
+    );
     const tree = readTree(out);
     const expect: [string, number][] = [["foo/.gen-lab-manifest.json", 0o644]];
     for (const runner of ["foo-1", "foo-2"]) {
@@ -111,7 +114,14 @@ test("--check: 0 when up to date, 1 with a unified diff when not, and it writes 
     );
     assert.match(stale.stdout, /^-net\.ipv4\.ip_forward = 0$/m);
     assert.match(stale.stdout, /^\+net\.ipv4\.ip_forward = 1$/m);
-    assert.match(stale.stderr, /is stale: foo: 0 added, 1 changed, 0 removed/);
+    assert.match(
+      stale.stderr,
+      /is stale \(1 lab\(s\): 1 to write, \d+ unchanged, 0 to remove\)/,
+    );
+    assert.match(
+      stale.stderr,
+      /foo\/runners\/foo-1\/rootfs\/\S+:1:1: is out of date: the output is stale/,
+    );
     assert.equal(readTree(out), before, "--check wrote nothing");
   });
 });
@@ -177,7 +187,7 @@ test("the manifest: files the lab no longer makes are removed; the user's files 
     assert.is(r.status, 0, r.stderr);
     assert.match(
       r.stderr,
-      /warning: foo\/runners\/foo-2\/worker-user-data\.yaml is no longer generated, but it was edited/,
+      /foo\/runners\/foo-2\/worker-user-data\.yaml:1:1: warning: is no longer generated, but it was edited/,
     );
     assert.ok(fs.existsSync(edited), "the edited file is kept");
     assert.not.ok(
@@ -292,7 +302,7 @@ test("an unchanged lab is not rewritten: an up-to-date read-only tree is fine", 
     const before = fs.statSync(path.join(out, "foo")).ino;
     const r = runCli([lab, "-o", out]);
     assert.is(r.status, 0);
-    assert.match(r.stdout, /foo: \d+ files, unchanged/);
+    assert.match(r.stdout, /: 1 lab\(s\): 0 written, \d+ unchanged, 0 removed/);
     assert.is(
       fs.statSync(path.join(out, "foo")).ino,
       before,

@@ -15,7 +15,7 @@ import {
   MANIFEST_NAME,
   type Diagnostic,
 } from "../src/index.js";
-import { excerpt } from "../src/diagnostics.js";
+import { excerpt } from "../src/render/report.js";
 import { syntheticLabs } from "../scripts/synthetic-labs.mjs";
 import { otherLab, ROOT, runCli, tempDir } from "./helpers.js";
 

@@ -10,7 +10,7 @@ import { test } from "uvu";
 import * as assert from "uvu/assert";
 import type { CronJob } from "kubernetes-types/batch/v1.js";
 import type { ConfigMap } from "kubernetes-types/core/v1.js";
-import { generate } from "../src/generate.js";
+import { generate } from "../src/render/generate.js";
 import { checkLabs, parseLab } from "../src/load.js";
 import type { LabModel } from "../src/model.js";
 import { paths } from "../src/render/paths.js";

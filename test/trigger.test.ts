@@ -14,7 +14,7 @@ import type { ConfigMap, Container, EnvVar } from "kubernetes-types/core/v1.js";
 import { test } from "uvu";
 import * as assert from "uvu/assert";
 import { syntheticLabs } from "../scripts/synthetic-labs.mjs";
-import { generate } from "../src/generate.js";
+import { generate } from "../src/render/generate.js";
 import { parseLab } from "../src/load.js";
 import type { LabModel } from "../src/model.js";
 import { paths } from "../src/render/paths.js";

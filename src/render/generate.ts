@@ -1,20 +1,20 @@
 import { createHash } from "node:crypto";
-import { byPath, MODE_PUBLIC, type GeneratedFile } from "./file.js";
-import type { LabModel, RunnerModel } from "./model.js";
-import { renderRunnerResolved, renderSysctl } from "./render/drop-ins.js";
-import { renderDispatcher } from "./render/dispatcher.js";
-import { renderKeyfiles } from "./render/nm-keyfiles.js";
-import { renderKubernetes } from "./render/kubernetes.js";
-import { renderLabReadme } from "./render/lab-readme.js";
-import { renderLoadSecrets } from "./render/load-secrets.js";
-import { paths } from "./render/paths.js";
-import { renderPipelineData } from "./render/pipeline-data.js";
-import { renderRunnerBoot } from "./render/runner-boot.js";
-import { renderRunnerConfig } from "./render/runner-config.js";
-import { renderRunnerUserData } from "./render/runner-user-data.js";
-import { renderTunnelKeeper } from "./render/tunnel-keeper.js";
-import { renderTerraform } from "./render/terraform.js";
-import { renderWorkerUserData } from "./render/worker-user-data.js";
+import { byPath, MODE_PUBLIC, type GeneratedFile } from "../file.js";
+import type { LabModel, RunnerModel } from "../model.js";
+import { renderRunnerResolved, renderSysctl } from "./drop-ins.js";
+import { renderDispatcher } from "./dispatcher.js";
+import { renderKeyfiles } from "./nm-keyfiles.js";
+import { renderKubernetes } from "./kubernetes.js";
+import { renderLabReadme } from "./lab-readme.js";
+import { renderLoadSecrets } from "./load-secrets.js";
+import { paths } from "./paths.js";
+import { renderPipelineData } from "./pipeline-data.js";
+import { renderRunnerBoot } from "./runner-boot.js";
+import { renderRunnerConfig } from "./runner-config.js";
+import { renderRunnerUserData } from "./runner-user-data.js";
+import { renderTunnelKeeper } from "./tunnel-keeper.js";
+import { renderTerraform } from "./terraform.js";
+import { renderWorkerUserData } from "./worker-user-data.js";
 
 /** What a runner's rootfs overlay holds: each renderer makes one kind of file. */
 const ROOTFS: readonly ((
