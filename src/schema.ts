@@ -150,7 +150,6 @@ const Image = pattern(
   "a container image reference, [registry[:port]/]path[:tag][@digest]",
   "quay.io/cki/cki-tools:production",
 );
-/** A whole number of at least `min`. */
 /**
  * An SSM parameter name, fully qualified: `/` and path parts of letters, digits and `_.-`, at
  * most 1011 characters; names starting with aws or ssm are AWS's own.
@@ -532,4 +531,3 @@ export const LabSchema = z.strictObject({
 
 /** A lab file as written, with zod's defaults filled in. */
 export type LabInput = z.output<typeof LabSchema>;
-export type RunnerInput = LabInput["runners"][number];
