@@ -531,3 +531,7 @@ export const LabSchema = z.strictObject({
 
 /** A lab file as written, with zod's defaults filled in. */
 export type LabInput = z.output<typeof LabSchema>;
+
+/** A lab file's first line in labs/: editors then check and complete it (docs/lab-file.md). */
+export const LAB_MODELINE =
+  "# yaml-language-server: $schema=../schema/lab.schema.json";
