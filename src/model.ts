@@ -22,9 +22,6 @@ export type RunnerModel = LabModel["runners"][number];
 export type TunnelModel = RunnerModel["tunnel"];
 export type EgressModel = NonNullable<LabModel["egress"]>[number];
 export type PipelineModel = LabModel["pipeline"];
-export type WorkersModel = LabModel["workers"];
-/** The fields of a runner (and `ca` of the lab) that name a credential file. */
-export type CredentialField = RunnerModel["credentials"][number]["field"];
 
 /** Fixed namespace of gen-lab's UUIDv5 ids; changing it would change every generated uuid. */
 export const UUID_NAMESPACE = "6d1f3b52-53c6-4a5e-9a43-6b0c1f0e2a77";

@@ -150,7 +150,6 @@ const Image = pattern(
   "a container image reference, [registry[:port]/]path[:tag][@digest]",
   "quay.io/cki/cki-tools:production",
 );
-/** A whole number of at least `min`. */
 /**
  * An SSM parameter name, fully qualified: `/` and path parts of letters, digits and `_.-`, at
  * most 1011 characters; names starting with aws or ssm are AWS's own.
@@ -532,4 +531,7 @@ export const LabSchema = z.strictObject({
 
 /** A lab file as written, with zod's defaults filled in. */
 export type LabInput = z.output<typeof LabSchema>;
-export type RunnerInput = LabInput["runners"][number];
+
+/** A lab file's first line in labs/: editors then check and complete it (docs/lab-file.md). */
+export const LAB_MODELINE =
+  "# yaml-language-server: $schema=../schema/lab.schema.json";

@@ -1331,7 +1331,9 @@ const crossCases: {
     rule: "lab names unique",
     other: otherLab((t) => t.replace(/^name: bar /m, "name: foo ")),
     path: "name",
-    message: /also used by labs\/foo\.yaml:3:/,
+    message: new RegExp(
+      `also used by labs/foo\\.yaml:${lineOf(FOO, /^name: foo /)}:`,
+    ),
   },
   {
     rule: "intranet CIDRs of labs in one VPC",
@@ -1607,7 +1609,7 @@ const hostile: {
     name: "duplicate key",
     bytes: () => FOO.replace(/^name: foo /m, "name: foo\nname: bar "),
     message: /duplicate key/,
-    at: "4:1",
+    at: `${lineOf(FOO, /^name: foo /) + 1}:1`,
   },
   { name: "empty file", bytes: () => "", message: /empty/ },
   {
