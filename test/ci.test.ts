@@ -329,6 +329,7 @@ for (const vpn of ["openvpn", "wireguard", "ipsec"] as const)
         path.join(ROOT, "schema/lab.schema.json"),
         "the modeline names this gen-lab's schema",
       );
+      assert.ok(fs.existsSync(path.join(ROOT, "schema/lab.schema.json")));
       assert.ok(
         (text.match(/# placeholder: /g) ?? []).length >= 8,
         "placeholders are named",

@@ -124,6 +124,21 @@ test("the tarball in a fresh project: npx gen-lab --help, the example lab, a str
       "the installed package generates the committed out/ byte for byte",
     );
 
+    const init = spawnSync("npx", ["--no-install", "gen-lab", "init", "bar"], {
+      cwd: project,
+      encoding: "utf8",
+      timeout: 60_000,
+    });
+    assert.is(init.status, 0, init.stderr);
+    const modeline = /^# yaml-language-server: \$schema=(\S+)$/m.exec(
+      fs.readFileSync(path.join(project, "labs/bar.yaml"), "utf8"),
+    );
+    assert.is(
+      modeline?.[1],
+      "../node_modules/gen-lab/schema/lab.schema.json",
+      "init's lab names the installed package's schema",
+    );
+
     fs.writeFileSync(
       path.join(project, "tsconfig.json"),
       JSON.stringify({
@@ -162,7 +177,13 @@ console.log(files.length, labs[0]?.runners.length, error?.diagnostics.length, ti
       0,
       `tsc --noEmit (strict):\n${tsc.stdout}${tsc.stderr}`,
     );
-    for (const f of ["check.ts", "foo.yaml", "package.json", "tsconfig.json"])
+    for (const f of [
+      "check.ts",
+      "foo.yaml",
+      "labs/bar.yaml",
+      "package.json",
+      "tsconfig.json",
+    ])
       assert.not.match(
         fs.readFileSync(path.join(project, f), "utf8"),
         new RegExp(ROOT.replace(/[/.]/g, "\\$&")),

@@ -34,12 +34,25 @@ export function renderRunner(
   lab: LabModel,
   runner: RunnerModel,
 ): GeneratedFile[] {
+  const done = rendered.get(runner);
+  if (done?.lab === lab) return [...done.files];
   const rootfs = ROOTFS.flatMap((render) => render(lab, runner));
   const config = renderRunnerConfig(lab, runner);
   const workers = renderWorkerUserData(lab, runner);
   const own = renderRunnerUserData(lab, runner, rootfs, config, workers);
-  return [...rootfs, config, workers, own];
+  const files = [...rootfs, config, workers, own];
+  rendered.set(runner, { lab, files });
+  return [...files];
 }
+
+/**
+ * A runner's files by its (readonly) model: checking a lab renders them to measure its user
+ * data, and generating it would render them again (a third of a cold run, measured).
+ */
+const rendered = new WeakMap<
+  RunnerModel,
+  { lab: LabModel; files: readonly GeneratedFile[] }
+>();
 
 /** The renderers of the files a lab has once. */
 const LAB_RENDERERS: readonly ((lab: LabModel) => GeneratedFile[])[] = [
