@@ -44,10 +44,16 @@ import {
 import { fetchResolved, type Resolved } from "./resolved.js";
 import {
   inNs,
+  DNSMASQ,
+  httpGet,
+  iptablesSave,
   prepareRunner,
+  resolveA,
   requireEnvironment,
   startRunner,
+  type Http,
   type Runner,
+  veth,
 } from "./runner.js";
 
 const HERE = path.dirname(fileURLToPath(import.meta.url));
@@ -121,19 +127,7 @@ function nmcli(args: readonly string[], allowFail = false) {
 }
 
 /** iptables-save of the runner, filter and nat tables, without comments and counters. */
-function rules(): string {
-  const out: string[] = [];
-  for (const table of ["filter", "nat"]) {
-    const r = sh(inNs(NS.runner, ["iptables-save", "-t", table]));
-    out.push(
-      ...r.stdout
-        .split("\n")
-        .filter((l) => l !== "" && !l.startsWith("#"))
-        .map((l) => l.replace(/\[\d+:\d+\]/g, "[0:0]")),
-    );
-  }
-  return out.join("\n") + "\n";
-}
+const rules = () => iptablesSave(NS.runner);
 
 function chainRules(table: string, chain: string): string | undefined {
   const r = sh(
@@ -176,44 +170,9 @@ function dispatch(t: Tunnel, action: string) {
   );
 }
 
-interface Http {
-  ok: boolean;
-  status: number | null;
-  body: string;
-  err: string;
-  json?: { server: string; client: string };
-}
-
 /** An HTTP GET from the worker. curl exit 7 = connection refused, 28 = timeout. */
-function workerGet(address: string, port: number, timeoutS = 3): Http {
-  const r = sh(
-    inNs(NS.worker, [
-      "curl",
-      "-sS",
-      "--noproxy",
-      "*",
-      "--connect-timeout",
-      String(timeoutS),
-      "--max-time",
-      String(timeoutS + 1),
-      `http://${address}:${port}/`,
-    ]),
-    { allowFail: true, timeoutMs: (timeoutS + 5) * 1000 },
-  );
-  let json;
-  try {
-    json = JSON.parse(r.stdout);
-  } catch {
-    /* not ours */
-  }
-  return {
-    ok: r.status === 0,
-    status: r.status,
-    body: r.stdout,
-    err: r.stderr,
-    json,
-  };
-}
+const workerGet = (address: string, port: number, timeoutS = 3): Http =>
+  httpGet(NS.worker, `http://${address}:${port}/`, timeoutS);
 
 function assertReaches(
   side: LabSide,
@@ -620,36 +579,8 @@ async function setup(): Promise<State> {
   // 3. Namespaces and links.
   for (const ns of [NS.lab, NS.runner, NS.worker]) addNamespace(ns);
   const uplink = a.tunnel.uplinkInterface;
-  sh([
-    "ip",
-    "link",
-    "add",
-    "up0",
-    "netns",
-    NS.lab,
-    "type",
-    "veth",
-    "peer",
-    "name",
-    uplink,
-    "netns",
-    NS.runner,
-  ]);
-  sh([
-    "ip",
-    "link",
-    "add",
-    "eth0",
-    "netns",
-    NS.worker,
-    "type",
-    "veth",
-    "peer",
-    "name",
-    "vpc0",
-    "netns",
-    NS.runner,
-  ]);
+  veth("up0", NS.lab, uplink, NS.runner);
+  veth("eth0", NS.worker, "vpc0", NS.runner);
   const lab = (...a: string[]) => sh(["ip", "-n", NS.lab, ...a]);
   const runnerIp = (...a: string[]) => sh(["ip", "-n", NS.runner, ...a]);
   const worker = (...a: string[]) => sh(["ip", "-n", NS.worker, ...a]);
@@ -727,13 +658,7 @@ async function setup(): Promise<State> {
     startDaemon(
       "dnsmasq-dhcp",
       inNs(NS.lab, [
-        "dnsmasq",
-        "--conf-file=/dev/null",
-        "--keep-in-foreground",
-        "--log-facility=-",
-        "--user=root",
-        "--group=root",
-        "--pid-file=",
+        ...DNSMASQ,
         "--port=0",
         "--interface=up0",
         "--bind-interfaces",
@@ -743,14 +668,8 @@ async function setup(): Promise<State> {
     ),
   );
   const dnsArgs = [
-    "dnsmasq",
-    "--conf-file=/dev/null",
-    "--keep-in-foreground",
-    "--log-facility=-",
+    ...DNSMASQ,
     "--log-queries",
-    "--user=root",
-    "--group=root",
-    "--pid-file=",
     "--port=53",
     "--bind-interfaces",
     "--no-resolv",
@@ -1148,18 +1067,7 @@ test("DNS: a worker resolves an intranet name through the runner's address (DNSS
     );
 
   const probe = `${PROBE_LABEL}.${a.yaml.intranet.domains[0]}`;
-  const lookup = sh(
-    inNs(NS.worker, [
-      process.execPath,
-      "-e",
-      `const r = new (require("node:dns").promises.Resolver)({ timeout: 3000, tries: 2 });
-       r.setServers([process.argv[1]]);
-       r.resolve4(process.argv[2]).then((a) => console.log(a.join(" ")), (e) => { console.error(e.code, e.message); process.exit(1); });`,
-      wanted.dns[0]!,
-      probe,
-    ]),
-    { allowFail: true },
-  );
+  const lookup = resolveA(NS.worker, wanted.dns[0]!, probe);
   assert.is(
     lookup.stdout.trim(),
     probeAddress(a),

@@ -31,6 +31,7 @@ import {
   startDaemon,
   waitFor,
 } from "./harness.js";
+import { veth } from "./runner.js";
 
 const HERE = path.dirname(fileURLToPath(import.meta.url));
 const ROOT = path.resolve(HERE, "..", "..");
@@ -134,15 +135,6 @@ test("setup: the generated dispatcher of an IPsec lab; runner, worker and lab na
   uuid = /^uuid=(.+)$/m.exec(vpn)![1]!;
 
   for (const ns of Object.values(NS)) addNamespace(ns);
-  const veth = (a: string, nsA: string, b: string, nsB: string) =>
-    sh(
-      ["ip", "link", "add", a, "netns", nsA, "type", "veth", "peer"].concat([
-        "name",
-        b,
-        "netns",
-        nsB,
-      ]),
-    );
   veth("up0", NS.lab, "eth0", NS.runner);
   veth("eth0", NS.worker, "vpc0", NS.runner);
   const ip = (ns: string, ...a: string[]) => sh(["ip", "-n", ns, ...a]);
@@ -203,8 +195,10 @@ test("vpn-up NATs the workers to the tunnel address NetworkManager passes: the l
 
 test("the lab cannot open connections to the workers through the runner once the tunnel is up", () => {
   // This namespace's FORWARD policy is ACCEPT, as on a runner without Docker: only the hook's
-  // own rule stops the lab. Before vpn-up it gets through.
+  // own rule stops the lab. Before vpn-up, and without the fail-fast chain (which refuses the
+  // worker's answer into the intranet too), it gets through.
   assert.is(dispatch("vpn-down", {}).status, 0);
+  inNs(NS.runner, ["iptables", "-D", "FORWARD", "-j", "GENLAB-REJ-e2eipsec"]);
   assert.ok(labReachesWorker(), "before vpn-up the runner forwards it");
   const r = dispatch("vpn-up", {
     VPN_IP4_ADDRESS_0: `${TUNNEL_ADDRESS}/32 0.0.0.0`,
@@ -236,7 +230,16 @@ test("without a tunnel address vpn-up refuses and leaves the rules alone; vpn-do
     [],
     "no rule of the lab left",
   );
-  assert.is(seenByLab(), WORKER, "no NAT any more");
+  assert.is(
+    seenByLab(),
+    undefined,
+    "no NAT any more: the workers' requests into the intranet are refused",
+  );
+  assert.match(
+    inNs(NS.runner, ["iptables", "-S", "FORWARD"]).stdout,
+    /^-A FORWARD -j GENLAB-REJ-e2eipsec$/m,
+    "by the fail-fast chain, which stays",
+  );
 });
 
 test.run();

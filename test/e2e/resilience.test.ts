@@ -44,10 +44,15 @@ import { readKeyfile, need, stubListenerExtra } from "./generated.js";
 import { fetchResolved } from "./resolved.js";
 import {
   inNs,
+  DNSMASQ,
+  httpGet,
+  iptablesSave,
   prepareRunner,
+  resolveA,
   requireEnvironment,
   startRunner,
   type Runner,
+  veth,
 } from "./runner.js";
 
 const HERE = path.dirname(fileURLToPath(import.meta.url));
@@ -136,43 +141,13 @@ function ready(): State {
 
 /** An HTTP GET from the worker. curl exit 7 = refused or unreachable, 28 = timeout. */
 function workerGet(address: string, timeoutS = 3) {
-  const r = sh(
-    inNs(NS.worker, [
-      "curl",
-      "-sS",
-      "--noproxy",
-      "*",
-      "--connect-timeout",
-      String(timeoutS),
-      "--max-time",
-      String(timeoutS + 1),
-      `http://${address}/`,
-    ]),
-    { allowFail: true, timeoutMs: (timeoutS + 5) * 1000 },
-  );
-  let client: string | undefined;
-  try {
-    client = (JSON.parse(r.stdout) as { client: string }).client;
-  } catch {
-    /* no answer */
-  }
-  return { status: r.status, client, err: r.stderr.trim() };
+  const r = httpGet(NS.worker, `http://${address}/`, timeoutS);
+  return { status: r.status, client: r.json?.client, err: r.err.trim() };
 }
 
 /** A name looked up by the worker, asking its runner (the worker's DNS= in its cloud-config). */
 function workerResolve(lab: Lab): string {
-  const r = sh(
-    inNs(NS.worker, [
-      process.execPath,
-      "-e",
-      `const r = new (require("node:dns").promises.Resolver)({ timeout: 2000, tries: 2 });
-       r.setServers([process.argv[1]]);
-       r.resolve4(process.argv[2]).then((a) => console.log(a.join(" ")), (e) => { console.error(e.code); process.exit(1); });`,
-      lab.runnerAddress,
-      lab.beakerHost,
-    ]),
-    { allowFail: true },
-  );
+  const r = resolveA(NS.worker, lab.runnerAddress, lab.beakerHost);
   return r.stdout.trim() || r.stderr.trim();
 }
 
@@ -187,36 +162,10 @@ function inPool(lab: Lab, address: string): boolean {
 }
 
 function runnerReachesGitLab(): boolean {
-  return (
-    sh(
-      inNs(NS.runner, [
-        "curl",
-        "-sS",
-        "--noproxy",
-        "*",
-        "--connect-timeout",
-        "3",
-        "--max-time",
-        "4",
-        `http://${GITLAB}/`,
-      ]),
-      { allowFail: true },
-    ).status === 0
-  );
+  return httpGet(NS.runner, `http://${GITLAB}/`).ok;
 }
 
-/** iptables-save of the runner, filter and nat, without comments and counters. */
-function rules(): string {
-  const out: string[] = [];
-  for (const table of ["filter", "nat"])
-    out.push(
-      ...sh(inNs(NS.runner, ["iptables-save", "-t", table]))
-        .stdout.split("\n")
-        .filter((l) => l !== "" && !l.startsWith("#"))
-        .map((l) => l.replace(/\[\d+:\d+\]/g, "[0:0]")),
-    );
-  return out.join("\n") + "\n";
-}
+const rules = () => iptablesSave(NS.runner);
 
 /** The keeper's state file ("up ..." or "down <why>"), and when it was last written. */
 function keeperState(lab: Lab): string {
@@ -634,51 +583,9 @@ async function setup(): Promise<State> {
 
   // 3. Namespaces and links.
   for (const ns of [NS.lab, NS.runner, NS.worker]) addNamespace(ns);
-  sh([
-    "ip",
-    "link",
-    "add",
-    "up0",
-    "netns",
-    NS.lab,
-    "type",
-    "veth",
-    "peer",
-    "name",
-    UPLINK,
-    "netns",
-    NS.runner,
-  ]);
-  sh([
-    "ip",
-    "link",
-    "add",
-    "up1",
-    "netns",
-    NS.lab,
-    "type",
-    "veth",
-    "peer",
-    "name",
-    SECOND,
-    "netns",
-    NS.runner,
-  ]);
-  sh([
-    "ip",
-    "link",
-    "add",
-    "eth0",
-    "netns",
-    NS.worker,
-    "type",
-    "veth",
-    "peer",
-    "name",
-    "vpc0",
-    "netns",
-    NS.runner,
-  ]);
+  veth("up0", NS.lab, UPLINK, NS.runner);
+  veth("up1", NS.lab, SECOND, NS.runner);
+  veth("eth0", NS.worker, "vpc0", NS.runner);
   const ip = (ns: string, ...a: string[]) => sh(["ip", "-n", ns, ...a]);
   ip(NS.lab, "addr", "add", `${ENDPOINT}/24`, "dev", "up0");
   ip(NS.lab, "addr", "add", `${GITLAB}/24`, "dev", "up0");
@@ -743,13 +650,7 @@ async function setup(): Promise<State> {
   startDaemon(
     "dnsmasq-dhcp",
     inNs(NS.lab, [
-      "dnsmasq",
-      "--conf-file=/dev/null",
-      "--keep-in-foreground",
-      "--log-facility=-",
-      "--user=root",
-      "--group=root",
-      "--pid-file=",
+      ...DNSMASQ,
       "--port=0",
       "--interface=up0",
       "--bind-interfaces",
@@ -760,14 +661,8 @@ async function setup(): Promise<State> {
   const dns = startDaemon(
     "dnsmasq-dns",
     inNs(NS.lab, [
-      "dnsmasq",
-      "--conf-file=/dev/null",
-      "--keep-in-foreground",
-      "--log-facility=-",
+      ...DNSMASQ,
       "--log-queries",
-      "--user=root",
-      "--group=root",
-      "--pid-file=",
       "--port=53",
       "--bind-interfaces",
       "--no-resolv",

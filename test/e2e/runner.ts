@@ -294,3 +294,107 @@ export function requireEnvironment(
     );
   spawnSync("ip", ["netns", "del", probe]);
 }
+
+/** A veth pair: `a` in namespace `nsA`, its peer `b` in `nsB`. */
+export function veth(a: string, nsA: string, b: string, nsB: string): void {
+  sh([
+    "ip",
+    "link",
+    "add",
+    a,
+    "netns",
+    nsA,
+    "type",
+    "veth",
+    "peer",
+    "name",
+    b,
+    "netns",
+    nsB,
+  ]);
+}
+
+/** dnsmasq as the lab's DHCP or DNS server: in the foreground, logging to its output, as root. */
+export const DNSMASQ = [
+  "dnsmasq",
+  "--conf-file=/dev/null",
+  "--keep-in-foreground",
+  "--log-facility=-",
+  "--user=root",
+  "--group=root",
+  "--pid-file=",
+] as const;
+
+/** What an HTTP GET saw: curl's exit (7: refused or unreachable, 28: timed out) and the body. */
+export interface Http {
+  ok: boolean;
+  status: number | null;
+  body: string;
+  err: string;
+  /** The lab's web server answers `{ server, client }`: the source address it saw. */
+  json?: { server: string; client: string };
+}
+
+/** An HTTP GET from inside a namespace, through no proxy. */
+export function httpGet(ns: string, url: string, timeoutS = 3): Http {
+  const r = sh(
+    inNs(ns, [
+      "curl",
+      "-sS",
+      "--noproxy",
+      "*",
+      "--connect-timeout",
+      String(timeoutS),
+      "--max-time",
+      String(timeoutS + 1),
+      url,
+    ]),
+    { allowFail: true, timeoutMs: (timeoutS + 5) * 1000 },
+  );
+  let json;
+  try {
+    json = JSON.parse(r.stdout);
+  } catch {
+    /* not the lab's web server */
+  }
+  return {
+    ok: r.status === 0,
+    status: r.status,
+    body: r.stdout,
+    err: r.stderr,
+    json,
+  };
+}
+
+/** The A records of `name` by asking `server` from inside a namespace: the addresses, or the error. */
+export function resolveA(
+  ns: string,
+  server: string,
+  name: string,
+): ReturnType<typeof sh> {
+  return sh(
+    inNs(ns, [
+      process.execPath,
+      "-e",
+      `const r = new (require("node:dns").promises.Resolver)({ timeout: 3000, tries: 2 });
+       r.setServers([process.argv[1]]);
+       r.resolve4(process.argv[2]).then((a) => console.log(a.join(" ")), (e) => { console.error(e.code, e.message); process.exit(1); });`,
+      server,
+      name,
+    ]),
+    { allowFail: true },
+  );
+}
+
+/** iptables-save of a namespace, filter and nat tables, without comments and counters. */
+export function iptablesSave(ns: string): string {
+  const out: string[] = [];
+  for (const table of ["filter", "nat"])
+    out.push(
+      ...sh(inNs(ns, ["iptables-save", "-t", table]))
+        .stdout.split("\n")
+        .filter((l) => l !== "" && !l.startsWith("#"))
+        .map((l) => l.replace(/\[\d+:\d+\]/g, "[0:0]")),
+    );
+  return out.join("\n") + "\n";
+}
