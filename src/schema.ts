@@ -420,11 +420,11 @@ const PipelineSchema = z.strictObject({
     "https://gitlab.com/cki-project/pipeline-definition",
     { path: true },
   ).default("https://gitlab.com/cki-project/pipeline-definition"),
-  deployment_environment: pattern(
-    /^(?:production|staging)$/,
-    "production or staging",
-    "production",
-  ).default("production"),
+  deployment_environment: z
+    .enum(["production", "staging"], {
+      error: err("must be production or staging", 'for example "production"'),
+    })
+    .default("production"),
   /** The Kubernetes Secret with the GitLab token (key `token`); default `<prefix>-<environment>-<lab>-gitlab-token`. */
   token_secret: pattern(
     /^(?=.{1,253}$)[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$/,
