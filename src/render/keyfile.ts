@@ -65,3 +65,19 @@ function escapeString(s: string): string {
   if (out.startsWith(" ")) out = `\\s${out.slice(1)}`;
   return out;
 }
+
+/** A systemd service (its unit file is a key file too), started at boot by multi-user.target. */
+export function serviceUnit(
+  header: string,
+  unit: KeyfileSection["entries"],
+  service: KeyfileSection["entries"],
+): string {
+  return serializeKeyfile(
+    [header],
+    [
+      { name: "Unit", entries: unit },
+      { name: "Service", entries: service },
+      { name: "Install", entries: [["WantedBy", "multi-user.target"]] },
+    ],
+  );
+}

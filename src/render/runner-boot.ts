@@ -5,7 +5,7 @@ import {
   type GeneratedFile,
 } from "../file.js";
 import type { LabModel, RunnerModel } from "../model.js";
-import { serializeKeyfile } from "./keyfile.js";
+import { serializeKeyfile, serviceUnit } from "./keyfile.js";
 import { paths } from "./paths.js";
 import { PLACEHOLDERS } from "./runner-config.js";
 import { renderTemplate } from "./templates.js";
@@ -59,28 +59,19 @@ export function renderRunnerBoot(
     tokenPlaceholder: PLACEHOLDERS.token,
     subnetPlaceholder: PLACEHOLDERS.workerSubnet,
   });
-  const unit = serializeKeyfile(
-    [header],
+  const unit = serviceUnit(
+    header,
     [
-      {
-        name: "Unit",
-        entries: [
-          [
-            "Description",
-            `gen-lab: bring runner ${runner.name} of lab ${lab.name} up`,
-          ],
-          ["Wants", "network-online.target"],
-          ["After", "network-online.target NetworkManager.service"],
-        ],
-      },
-      {
-        name: "Service",
-        entries: [
-          ["Type", "oneshot"],
-          ["ExecStart", `/${paths.bootScript(lab)}`],
-        ],
-      },
-      { name: "Install", entries: [["WantedBy", "multi-user.target"]] },
+      [
+        "Description",
+        `gen-lab: bring runner ${runner.name} of lab ${lab.name} up`,
+      ],
+      ["Wants", "network-online.target"],
+      ["After", "network-online.target NetworkManager.service"],
+    ],
+    [
+      ["Type", "oneshot"],
+      ["ExecStart", `/${paths.bootScript(lab)}`],
     ],
   );
   const runnerEnvironment = serializeKeyfile(

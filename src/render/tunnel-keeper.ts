@@ -5,7 +5,7 @@ import {
   type GeneratedFile,
 } from "../file.js";
 import type { LabModel, RunnerModel } from "../model.js";
-import { serializeKeyfile } from "./keyfile.js";
+import { serviceUnit } from "./keyfile.js";
 import { paths } from "./paths.js";
 import { renderTemplate } from "./templates.js";
 
@@ -61,30 +61,21 @@ export function renderTunnelKeeper(
     uplinkUuid: runner.connections.uplinkUuid,
     staticKey: t.type === "openvpn" && t.auth === "static-key",
   });
-  const unit = serializeKeyfile(
-    [header],
+  const unit = serviceUnit(
+    header,
     [
-      {
-        name: "Unit",
-        entries: [
-          [
-            "Description",
-            `gen-lab: keep lab ${lab.name}'s tunnel up on runner ${runner.name}`,
-          ],
-          ["Wants", "NetworkManager.service"],
-          ["After", "NetworkManager.service"],
-        ],
-      },
-      {
-        name: "Service",
-        entries: [
-          ["Type", "simple"],
-          ["ExecStart", `/${paths.tunnelKeeper(lab)}`],
-          ["Restart", "always"],
-          ["RestartSec", "5"],
-        ],
-      },
-      { name: "Install", entries: [["WantedBy", "multi-user.target"]] },
+      [
+        "Description",
+        `gen-lab: keep lab ${lab.name}'s tunnel up on runner ${runner.name}`,
+      ],
+      ["Wants", "NetworkManager.service"],
+      ["After", "NetworkManager.service"],
+    ],
+    [
+      ["Type", "simple"],
+      ["ExecStart", `/${paths.tunnelKeeper(lab)}`],
+      ["Restart", "always"],
+      ["RestartSec", "5"],
     ],
   );
   return [
