@@ -18,6 +18,7 @@ import { parse, parseAllDocuments, stringify } from "yaml";
 import { checkLabs, generate, type Diagnostic } from "../src/index.js";
 import { hostBitsZero, networkOf, parseNet } from "../src/net.js";
 import { paths } from "../src/render/paths.js";
+import { TRIGGER_KEYS } from "../src/validate/lab.js";
 import { buildLab, VPN_KINDS } from "../scripts/synthetic-labs.mjs";
 import { runCli, tempDir } from "./helpers.js";
 import {
@@ -252,16 +253,7 @@ test("pass-through strings: a YAML 1.2 reader and PyYAML get back exactly the tr
       labParams,
       fc.dictionary(extraKey, extraValue, { maxKeys: 6 }),
       (p, extra) => {
-        fc.pre(
-          ![
-            "git_url",
-            "branch",
-            "cki_pipeline_project",
-            "cki_pipeline_branch",
-            "gitlab_url",
-            "runner_tags",
-          ].some((k) => k in extra),
-        );
+        fc.pre(!TRIGGER_KEYS.some((k) => k in extra));
         const lab = buildLab(p) as { pipeline: { triggers: Json[] } };
         const trigger = lab.pipeline.triggers[0] as Record<string, Json>;
         trigger["extra"] = extra;

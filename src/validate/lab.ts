@@ -619,6 +619,16 @@ function checkVpnRemote(
     );
 }
 
+/** Keys of a trigger entry gen-lab writes itself (or the trigger reads): `extra` may not use them. */
+export const TRIGGER_KEYS = [
+  "git_url",
+  "branch",
+  "cki_pipeline_project",
+  "cki_pipeline_branch",
+  "gitlab_url",
+  "runner_tags",
+] as const;
+
 /** Minutes between two runs of the trigger below which each run still works on the last one's commits. */
 const SCHEDULE_MIN_MINUTES = 5;
 
@@ -648,14 +658,6 @@ function checkPipeline(r: Reporter, lab: LabInput): void {
       `${parent} is not a group that pipeline.project ${project} lies in`,
       `the trigger runs pipelines in <parent_project>/<cki_pipeline_project>: give a leading part of ${project}, or leave it out`,
     );
-  const own = [
-    "git_url",
-    "branch",
-    "cki_pipeline_project",
-    "cki_pipeline_branch",
-    "gitlab_url",
-    "runner_tags",
-  ];
   lab.pipeline.triggers.forEach((t, i) => {
     const first = lab.pipeline.triggers.findIndex((x) => x.name === t.name);
     if (first < i)
@@ -671,7 +673,7 @@ function checkPipeline(r: Reporter, lab: LabInput): void {
         "set pipeline_branch: the pipeline project's branch its pipelines run in",
       );
     for (const key of Object.keys(t.extra ?? {}))
-      if (own.includes(key))
+      if ((TRIGGER_KEYS as readonly string[]).includes(key))
         r.error(
           ["pipeline", "triggers", i, "extra", key],
           `extra key ${JSON.stringify(key)} would replace what gen-lab writes for the trigger`,
